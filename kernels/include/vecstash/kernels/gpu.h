@@ -1,0 +1,62 @@
+// The CUDA backend behind a CUDA-free header. Built when VECSTASH_WITH_CUDA; otherwise every call
+// returns Unavailable (and gpu_available() is false), so callers fall back to the CPU.
+//
+// Contract with the CPU reference (checked by the parity tests, label `gpu`):
+//   - encode: codes and squared norms bit-identical to Codec::encode (same scalar conversions,
+//     numeric.h; squared norms within 1e-5 relative);
+//   - decode: bit-identical to Codec::decode;
+//   - search: scores within 1e-4 relative (+1e-4 absolute) of search_cpu; same ids where the score
+//     gap to the neighbouring rank exceeds that tolerance; ties ordered by row index;
+//   - PCA: same subspace as Pca::fit (components equal up to sign), projection within 1e-4.
+// Float8, int8 and binary codes are scored from their compact form in device memory; a collection is
+// never expanded to float32 on the device.
+//
+// Thread safety: a GpuContext serialises its own work on one stream; use one per thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "vecstash/common/status.h"
+#include "vecstash/common/types.h"
+#include "vecstash/kernels/codec.h"
+#include "vecstash/kernels/pca.h"
+#include "vecstash/kernels/search.h"
+
+namespace vecstash::kernels {
+
+/// True when this build has the CUDA backend and a usable device is present. The first call that
+/// finds none logs the reason once ("no CUDA device: ...; using the CPU").
+bool gpu_available();
+/// One line naming the device (e.g. "NVIDIA H100 80GB HBM3, sm_90, 79 GiB"), or why there is none.
+std::string gpu_description();
+
+class GpuContext {
+ public:
+  /// Stream, cuBLAS and cuSOLVER handles on `device`. Unavailable without a GPU.
+  static Result<std::unique_ptr<GpuContext>> create(int device = 0);
+  virtual ~GpuContext() = default;
+
+  /// Host in, host out (the device copies are internal). Same contract as Codec::encode.
+  virtual Status encode(const Codec& codec, MatrixView<const float> rows, std::span<std::uint8_t> codes,
+                        std::span<float> sq_norms) = 0;
+  virtual Status decode(const Codec& codec, std::span<const std::uint8_t> codes, MatrixView<float> out) = 0;
+
+  /// Upload a code matrix to device memory and keep it there (replaces any earlier upload).
+  virtual Status upload_codes(const Codec& codec, const CodeView& codes) = 0;
+  /// Fused scoring + top-k over the uploaded codes for a batch of host queries.
+  virtual Status search(MatrixView<const float> queries, const SearchParams& params, TopK* out) = 0;
+  /// Test hook: rows per scoring tile (0 = automatic).
+  virtual void set_tile_rows(std::size_t rows) = 0;
+
+  /// PCA fit with cuBLAS (covariance in double) and cuSOLVER (syevd); same options as Pca::fit.
+  virtual Result<Pca> pca_fit(MatrixView<const float> sample, const PcaOptions& options) = 0;
+  /// Projection with cuBLAS; same semantics as Pca::transform.
+  virtual Status pca_transform(const Pca& pca, MatrixView<const float> rows, MatrixView<float> out,
+                               bool center) = 0;
+};
+
+}  // namespace vecstash::kernels
