@@ -1,0 +1,80 @@
+#include "testing/random_data.h"
+
+#include <cmath>
+#include <random>
+
+namespace vecstash::testing {
+
+Matrix gaussian(std::size_t rows, std::size_t cols, std::uint64_t seed, float mean, float stddev) {
+  Matrix m(rows, cols);
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> dist(mean, stddev);
+  for (auto& v : m.data) v = dist(rng);
+  return m;
+}
+
+Matrix anisotropic(std::size_t rows, std::size_t cols, std::uint64_t seed) {
+  Matrix m(rows, cols);
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> unit(0.0f, 1.0f);
+  std::uniform_real_distribution<float> spread(0.05f, 2.0f);
+  std::vector<float> mu(cols), sd(cols);
+  for (std::size_t j = 0; j < cols; ++j) {
+    mu[j] = 0.5f * unit(rng);
+    sd[j] = spread(rng);
+  }
+  for (std::size_t i = 0; i < rows; ++i)
+    for (std::size_t j = 0; j < cols; ++j) m.row(i)[j] = mu[j] + sd[j] * unit(rng);
+  return m;
+}
+
+Matrix planted_low_rank(std::size_t rows, std::size_t cols, const std::vector<float>& sigmas, float noise,
+                        std::uint64_t seed, Matrix* basis) {
+  const std::size_t rank = sigmas.size();
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> unit(0.0, 1.0);
+  // Gram-Schmidt on random vectors gives an orthonormal basis (rank x cols).
+  std::vector<std::vector<double>> u(rank, std::vector<double>(cols));
+  for (std::size_t r = 0; r < rank; ++r) {
+    for (auto& v : u[r]) v = unit(rng);
+    for (std::size_t p = 0; p < r; ++p) {
+      double dot = 0;
+      for (std::size_t j = 0; j < cols; ++j) dot += u[r][j] * u[p][j];
+      for (std::size_t j = 0; j < cols; ++j) u[r][j] -= dot * u[p][j];
+    }
+    double n = 0;
+    for (double v : u[r]) n += v * v;
+    n = std::sqrt(n);
+    for (auto& v : u[r]) v /= n;
+  }
+  std::vector<double> mean(cols);
+  for (auto& v : mean) v = unit(rng);
+  Matrix m(rows, cols);
+  std::vector<double> z(rank);
+  for (std::size_t i = 0; i < rows; ++i) {
+    for (std::size_t r = 0; r < rank; ++r) z[r] = sigmas[r] * unit(rng);
+    for (std::size_t j = 0; j < cols; ++j) {
+      double v = mean[j] + noise * unit(rng);
+      for (std::size_t r = 0; r < rank; ++r) v += u[r][j] * z[r];
+      m.row(i)[j] = static_cast<float>(v);
+    }
+  }
+  if (basis) {
+    *basis = Matrix(rank, cols);
+    for (std::size_t r = 0; r < rank; ++r)
+      for (std::size_t j = 0; j < cols; ++j) basis->row(r)[j] = static_cast<float>(u[r][j]);
+  }
+  return m;
+}
+
+void normalize_rows(Matrix& m) {
+  for (std::size_t i = 0; i < m.rows; ++i) {
+    double n = 0;
+    for (std::size_t j = 0; j < m.cols; ++j) n += double(m.row(i)[j]) * m.row(i)[j];
+    if (n == 0) continue;
+    const float inv = static_cast<float>(1.0 / std::sqrt(n));
+    for (std::size_t j = 0; j < m.cols; ++j) m.row(i)[j] *= inv;
+  }
+}
+
+}  // namespace vecstash::testing
