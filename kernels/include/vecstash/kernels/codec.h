@@ -19,7 +19,9 @@
 //         lo/hi = sample min/max (or the clip percentiles).
 //   b1:   bit j (word j / 64, bit j % 64 of little-endian uint64 words; padding bits 0) is set iff
 //         x[j] > offset[j]; offset = sample mean, scale = mean |x_j - mean_j|; v = +1 (set) or -1.
-// Decode: x_hat[j] = offset[j] + scale[j] * (s_row * v) evaluated as written (mul, then add).
+// Decode: x_hat[j] = offset[j] + scale[j] * (s_row * v) evaluated as written (mul, then add); a factor
+// or term that is absent (empty scale/offset, no per-vector scale) is skipped, not applied as 1 or 0
+// (so -0.0 stays -0.0).
 // Hamming (b1 only): the query is binarised with the same rule, distance = popcount(q XOR c).
 // Squared norms are sums of x_hat[j]^2 in float (order may differ between backends).
 //
@@ -97,12 +99,9 @@ class Codec {
   /// ||decode(code)||^2 for each row, without materialising the rows.
   Status squared_norms(std::span<const std::uint8_t> codes, std::span<float> out, int threads = 0) const;
 
-  /// Largest absolute round-trip error bound for one element x (|x - decode(encode(x))| <= bound),
-  /// used by tests and by the error report. For scaled kinds it is per dimension j.
-  float error_bound(float x, std::size_t j) const noexcept;
-
  private:
   CodecParams params_;
+  std::vector<float> inv_scale_;  // 1.0f / scale[j], computed once
   bool trained_ = false;
 };
 

@@ -1,0 +1,132 @@
+// AVX2 + FMA + F16C kernels. This file is compiled with -mavx2 -mfma -mf16c and only called after
+// cpu_features() confirmed those instructions.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "cpu/cpu_features.h"
+#include "vecstash/common/numeric.h"
+
+namespace vecstash::kernels::cpu {
+namespace {
+
+inline float hsum(__m256 v) noexcept {
+  __m128 lo = _mm256_castps256_ps128(v);
+  __m128 hi = _mm256_extractf128_ps(v, 1);
+  lo = _mm_add_ps(lo, hi);
+  __m128 sh = _mm_movehdup_ps(lo);
+  __m128 s = _mm_add_ps(lo, sh);
+  sh = _mm_movehl_ps(sh, s);
+  s = _mm_add_ss(s, sh);
+  return _mm_cvtss_f32(s);
+}
+
+// Loaders: 8 consecutive code elements starting at element j, widened to float32.
+struct LoadF32 {
+  static __m256 load(const std::uint8_t* c, std::size_t j) noexcept {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(c) + j);
+  }
+  static float scalar(const std::uint8_t* c, std::size_t j) noexcept {
+    float x;
+    std::memcpy(&x, c + 4 * j, 4);
+    return x;
+  }
+};
+struct LoadF16 {
+  static __m256 load(const std::uint8_t* c, std::size_t j) noexcept {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c + 2 * j)));
+  }
+  static float scalar(const std::uint8_t* c, std::size_t j) noexcept {
+    std::uint16_t h;
+    std::memcpy(&h, c + 2 * j, 2);
+    return numeric::f16_to_float(h);
+  }
+};
+struct LoadBF16 {
+  static __m256 load(const std::uint8_t* c, std::size_t j) noexcept {
+    const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c + 2 * j)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+  }
+  static float scalar(const std::uint8_t* c, std::size_t j) noexcept {
+    std::uint16_t h;
+    std::memcpy(&h, c + 2 * j, 2);
+    return numeric::bf16_to_float(h);
+  }
+};
+inline __m128i load8(const std::uint8_t* p) noexcept { return _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)); }
+// E5M2 is the high byte of a binary16.
+struct LoadE5M2 {
+  static __m256 load(const std::uint8_t* c, std::size_t j) noexcept {
+    return _mm256_cvtph_ps(_mm_slli_epi16(_mm_cvtepu8_epi16(load8(c + j)), 8));
+  }
+  static float scalar(const std::uint8_t* c, std::size_t j) noexcept { return numeric::e5m2_to_float(c[j]); }
+};
+// E4M3 bits moved into a binary16 (sign to bit 15, exponent+mantissa to bits 13..7) read as
+// value * 2^-8, subnormals included; the caller multiplies the sum by 256. Code 0x7F (NaN) is never stored.
+struct LoadE4M3Scaled {
+  static __m256 load(const std::uint8_t* c, std::size_t j) noexcept {
+    const __m128i x = _mm_cvtepu8_epi16(load8(c + j));
+    const __m128i sign = _mm_slli_epi16(_mm_and_si128(x, _mm_set1_epi16(0x80)), 8);
+    const __m128i mag = _mm_slli_epi16(_mm_and_si128(x, _mm_set1_epi16(0x7F)), 7);
+    return _mm256_cvtph_ps(_mm_or_si128(sign, mag));
+  }
+  static float scalar(const std::uint8_t* c, std::size_t j) noexcept {
+    return numeric::e4m3_to_float(c[j]) * 0.00390625f;
+  }
+};
+struct LoadI8 {
+  static __m256 load(const std::uint8_t* c, std::size_t j) noexcept {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(load8(c + j)));
+  }
+  static float scalar(const std::uint8_t* c, std::size_t j) noexcept {
+    return static_cast<float>(static_cast<std::int8_t>(c[j]));
+  }
+};
+
+template <typename L>
+float dot(const float* q, const std::uint8_t* code, std::size_t dim) noexcept {
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+  std::size_t j = 0;
+  for (; j + 32 <= dim; j += 32) {
+    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), L::load(code, j), a0);
+    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + j + 8), L::load(code, j + 8), a1);
+    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(q + j + 16), L::load(code, j + 16), a2);
+    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(q + j + 24), L::load(code, j + 24), a3);
+  }
+  for (; j + 8 <= dim; j += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), L::load(code, j), a0);
+  float s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  for (; j < dim; ++j) s += q[j] * L::scalar(code, j);
+  return s;
+}
+
+float dot_e4m3(const float* q, const std::uint8_t* code, std::size_t dim) noexcept {
+  return dot<LoadE4M3Scaled>(q, code, dim) * 256.0f;
+}
+
+void encode_f16(const float* x, std::uint16_t* out, std::size_t n) noexcept {
+  const __m256 hi = _mm256_set1_ps(numeric::kF16Max);
+  const __m256 lo = _mm256_set1_ps(-numeric::kF16Max);
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_max_ps(_mm256_min_ps(_mm256_loadu_ps(x + i), hi), lo);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+  for (; i < n; ++i) out[i] = numeric::float_to_f16(x[i]);
+}
+
+}  // namespace
+
+KernelTable make_avx2_table() noexcept {
+  KernelTable t;
+  t.isa = "avx2";
+  t.dot[static_cast<int>(CodeKind::kF32)] = dot<LoadF32>;
+  t.dot[static_cast<int>(CodeKind::kF16)] = dot<LoadF16>;
+  t.dot[static_cast<int>(CodeKind::kBF16)] = dot<LoadBF16>;
+  t.dot[static_cast<int>(CodeKind::kE4M3)] = dot_e4m3;
+  t.dot[static_cast<int>(CodeKind::kE5M2)] = dot<LoadE5M2>;
+  t.dot[static_cast<int>(CodeKind::kI8)] = dot<LoadI8>;
+  t.encode_f16 = encode_f16;
+  return t;
+}
+
+}  // namespace vecstash::kernels::cpu

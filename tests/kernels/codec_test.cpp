@@ -1,0 +1,255 @@
+#include "vecstash/kernels/codec.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <tuple>
+
+#include "cpu/cpu_features.h"
+#include "testing/random_data.h"
+#include "vecstash/common/numeric.h"
+
+namespace vecstash::kernels {
+namespace {
+
+using testing::Matrix;
+
+struct KindMode {
+  CodeKind kind;
+  ScaleMode mode;
+};
+std::string name_of(const KindMode& km) {
+  return std::string(to_string(km.kind)) + "_" + std::string(to_string(km.mode));
+}
+const std::vector<KindMode> kAllKinds = {
+    {CodeKind::kF32, ScaleMode::kNone},  {CodeKind::kF16, ScaleMode::kNone},      {CodeKind::kBF16, ScaleMode::kNone},
+    {CodeKind::kE4M3, ScaleMode::kNone}, {CodeKind::kE4M3, ScaleMode::kPerVector}, {CodeKind::kE4M3, ScaleMode::kPerDim},
+    {CodeKind::kE5M2, ScaleMode::kNone}, {CodeKind::kE5M2, ScaleMode::kPerVector}, {CodeKind::kE5M2, ScaleMode::kPerDim},
+    {CodeKind::kI8, ScaleMode::kNone},   {CodeKind::kB1, ScaleMode::kNone}};
+
+Codec train(const KindMode& km, const Matrix& sample) {
+  CodecOptions o;
+  o.kind = km.kind;
+  o.scale = km.mode;
+  auto c = Codec::train(o, sample.view());
+  EXPECT_TRUE(c.is_ok()) << c.status().to_string();
+  return std::move(c).value();
+}
+
+// |x - decode(encode(x))| bound for one element. `s` is the float8 scale in force (per-dim or per-row).
+double bound(const Codec& c, float x, std::size_t j, double s) {
+  const auto& p = c.params();
+  const double ax = std::fabs(x);
+  switch (p.kind) {
+    case CodeKind::kF32: return 0.0;
+    case CodeKind::kF16: return ax * std::ldexp(1.0, -11) + std::ldexp(1.0, -25);
+    case CodeKind::kBF16: return ax * std::ldexp(1.0, -8) + 1e-38;
+    case CodeKind::kE4M3:
+    case CodeKind::kE5M2: {
+      const int mbits = p.kind == CodeKind::kE4M3 ? 3 : 2;
+      const double half_sub = p.kind == CodeKind::kE4M3 ? std::ldexp(1.0, -10) : std::ldexp(1.0, -17);
+      const double y = ax / s;
+      // Relative half-ulp, the subnormal half-quantum, and one float rounding of x * (1/s).
+      return s * (y * std::ldexp(1.0, -(mbits + 1)) * (1 + 1e-6) + half_sub) + ax * 1e-6;
+    }
+    case CodeKind::kI8: return p.scale[j] * 0.5 * (1 + 1e-4) + 1e-6 * ax;
+    case CodeKind::kB1: return std::fabs(x - p.offset[j]) + p.scale[j] + 1e-6;
+  }
+  return 0;
+}
+
+class CodecRoundTrip : public ::testing::TestWithParam<std::tuple<KindMode, std::size_t>> {};
+
+TEST_P(CodecRoundTrip, ErrorWithinBoundAndNormsMatch) {
+  const auto [km, dim] = GetParam();
+  const Matrix data = testing::anisotropic(300, dim, 1000 + dim);
+  const Codec c = train(km, data);
+  ASSERT_EQ(c.code_size(), code_size(km.kind, km.mode, dim));
+  std::vector<std::uint8_t> codes(data.rows * c.code_size());
+  std::vector<float> norms(data.rows);
+  ASSERT_TRUE(c.encode(data.view(), codes, norms).is_ok());
+  Matrix back(data.rows, dim);
+  ASSERT_TRUE(c.decode(codes, back.mut()).is_ok());
+  const auto& p = c.params();
+  for (std::size_t i = 0; i < data.rows; ++i) {
+    double row_scale = 1.0;
+    if (km.mode == ScaleMode::kPerVector) {
+      float m = 0;
+      for (std::size_t j = 0; j < dim; ++j) m = std::max(m, std::fabs(data.row(i)[j]));
+      row_scale = m / fp8_max(km.kind);
+    }
+    double sq = 0;
+    for (std::size_t j = 0; j < dim; ++j) {
+      const float x = data.row(i)[j], y = back.row(i)[j];
+      sq += double(y) * y;
+      if (km.kind == CodeKind::kB1) {
+        ASSERT_EQ(x > p.offset[j], y > p.offset[j]) << "row " << i << " dim " << j;
+        ASSERT_NEAR(std::fabs(y - p.offset[j]), p.scale[j], 1e-6);
+        continue;
+      }
+      const double s = km.mode == ScaleMode::kPerDim ? p.scale[j] : row_scale;
+      ASSERT_LE(std::fabs(double(x) - y), bound(c, x, j, s)) << name_of(km) << " row " << i << " dim " << j << " x=" << x;
+    }
+    ASSERT_NEAR(norms[i], sq, 1e-5 * sq + 1e-6) << i;
+  }
+  // squared_norms() agrees with the norms from encode().
+  std::vector<float> norms2(data.rows);
+  ASSERT_TRUE(c.squared_norms(codes, norms2).is_ok());
+  EXPECT_EQ(norms, norms2);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    KindsByDims, CodecRoundTrip,
+    ::testing::Combine(::testing::ValuesIn(kAllKinds), ::testing::Values<std::size_t>(1, 7, 97, 384, 1536)),
+    [](const auto& info) {
+      return name_of(std::get<0>(info.param)) + "_d" + std::to_string(std::get<1>(info.param));
+    });
+
+TEST(Codec, PlainFp8CastSaturatesInsteadOfOverflowing) {
+  Matrix m(1, 3);
+  m.data = {1000.0f, -1e6f, 0.5f};
+  CodecOptions o;
+  o.kind = CodeKind::kE4M3;
+  o.scale = ScaleMode::kNone;
+  auto c = Codec::train(o, m.view());
+  ASSERT_TRUE(c.is_ok());
+  std::vector<std::uint8_t> codes(3);
+  ASSERT_TRUE(c->encode(m.view(), codes).is_ok());
+  Matrix back(1, 3);
+  ASSERT_TRUE(c->decode(codes, back.mut()).is_ok());
+  EXPECT_EQ(back.data[0], 448.0f);
+  EXPECT_EQ(back.data[1], -448.0f);
+  EXPECT_EQ(back.data[2], 0.5f);
+}
+
+TEST(Codec, Int8PercentileClippingNarrowsTheRange) {
+  Matrix m = testing::gaussian(1000, 4, 7);
+  m.row(0)[0] = 1000.0f;  // one outlier
+  CodecOptions o;
+  o.kind = CodeKind::kI8;
+  auto plain = Codec::train(o, m.view());
+  o.int8_clip_percent = 1.0;
+  auto clipped = Codec::train(o, m.view());
+  ASSERT_TRUE(plain.is_ok() && clipped.is_ok());
+  EXPECT_GT(plain->params().scale[0], 3.0f);
+  EXPECT_LT(clipped->params().scale[0], 0.1f);
+  // Values beyond the clip range saturate to the end codes.
+  std::vector<std::uint8_t> codes(m.rows * 4);
+  ASSERT_TRUE(clipped->encode(m.view(), codes).is_ok());
+  EXPECT_EQ(static_cast<std::int8_t>(codes[0]), 127);
+}
+
+TEST(Codec, EmptyInputIsValid) {
+  for (const auto& km : kAllKinds) {
+    const Codec c = train(km, testing::gaussian(10, 5, 3));
+    Matrix empty(0, 5);
+    std::vector<std::uint8_t> codes;
+    EXPECT_TRUE(c.encode(empty.view(), codes).is_ok()) << name_of(km);
+    EXPECT_TRUE(c.decode(codes, empty.mut()).is_ok()) << name_of(km);
+  }
+}
+
+TEST(Codec, RejectsBadInput) {
+  const Codec c = train({CodeKind::kI8, ScaleMode::kNone}, testing::gaussian(10, 4, 3));
+  Matrix bad = testing::gaussian(2, 4, 4);
+  std::vector<std::uint8_t> codes(2 * 4);
+  bad.row(1)[2] = NAN;
+  Status s = c.encode(bad.view(), codes);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("NaN"), std::string::npos) << s.message();
+  bad.row(1)[2] = INFINITY;
+  EXPECT_EQ(c.encode(bad.view(), codes).code(), StatusCode::kInvalidArgument);
+  const Matrix wrong_dim = testing::gaussian(2, 5, 4);
+  s = c.encode(wrong_dim.view(), codes);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("dimension"), std::string::npos);
+  const Matrix ok = testing::gaussian(2, 4, 4);
+  std::vector<std::uint8_t> short_buf(7);
+  EXPECT_EQ(c.encode(ok.view(), short_buf).code(), StatusCode::kInvalidArgument);
+  Matrix out(2, 4);
+  std::vector<std::uint8_t> ragged(9);
+  EXPECT_EQ(c.decode(ragged, out.mut()).code(), StatusCode::kInvalidArgument);
+
+  const Codec untrained;
+  EXPECT_EQ(untrained.encode(ok.view(), codes).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(untrained.decode(codes, out.mut()).code(), StatusCode::kFailedPrecondition);
+
+  // Training errors: NaN in the sample, stats-based kinds with no rows, zero dimension.
+  Matrix nan_sample = testing::gaussian(3, 4, 5);
+  nan_sample.row(0)[0] = NAN;
+  CodecOptions o;
+  o.kind = CodeKind::kI8;
+  EXPECT_EQ(Codec::train(o, nan_sample.view()).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Codec::train(o, Matrix(0, 4).view()).status().code(), StatusCode::kInvalidArgument);
+  o.kind = CodeKind::kF16;
+  EXPECT_TRUE(Codec::train(o, Matrix(0, 4).view()).is_ok());
+  EXPECT_EQ(Codec::train(o, Matrix(3, 0).view()).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(Codec, SerializeRoundTripAndCorruption) {
+  for (const auto& km : kAllKinds) {
+    const Codec c = train(km, testing::anisotropic(50, 9, 11));
+    const auto blob = c.serialize();
+    auto back = Codec::deserialize(blob);
+    ASSERT_TRUE(back.is_ok()) << back.status().to_string();
+    EXPECT_EQ(back->params(), c.params());
+    for (std::size_t i = 0; i < blob.size(); i += 3) {
+      auto bad = blob;
+      bad[i] ^= 0x01;
+      EXPECT_EQ(Codec::deserialize(bad).status().code(), StatusCode::kCorruption) << name_of(km) << " byte " << i;
+    }
+    EXPECT_EQ(Codec::deserialize(std::span(blob).first(blob.size() / 2)).status().code(), StatusCode::kCorruption);
+  }
+  // A blob from a future format version names the version in the error.
+  const Codec c = train({CodeKind::kF16, ScaleMode::kNone}, testing::gaussian(4, 3, 1));
+  auto blob = c.serialize();
+  blob[4] = 99;
+  const Status s = Codec::deserialize(blob).status();
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  EXPECT_NE(s.message().find("version 99"), std::string::npos) << s.message();
+}
+
+TEST(Codec, FromParamsValidates) {
+  CodecParams p;
+  p.kind = CodeKind::kI8;
+  p.dim = 3;
+  EXPECT_EQ(Codec::from_params(p).status().code(), StatusCode::kInvalidArgument);  // missing scales
+  p.scale = {1, 1, 0};
+  p.offset = {0, 0, 0};
+  EXPECT_EQ(Codec::from_params(p).status().code(), StatusCode::kInvalidArgument);  // zero scale
+  p.scale = {1, 1, 1};
+  EXPECT_TRUE(Codec::from_params(p).is_ok());
+  p.scale_mode = ScaleMode::kPerDim;
+  EXPECT_EQ(Codec::from_params(p).status().code(), StatusCode::kInvalidArgument);  // not float8
+}
+
+TEST(Codec, Avx2KernelsAgreeWithPortableOnes) {
+  const auto* avx2 = cpu::kernels_for("avx2");
+  if (!avx2) GTEST_SKIP() << "this processor has no AVX2/FMA/F16C";
+  const auto* generic = cpu::kernels_for("generic");
+  for (const auto& km : kAllKinds) {
+    if (km.kind == CodeKind::kB1) continue;  // scored through a lookup table, not a dot kernel
+    for (std::size_t dim : {1, 7, 97, 384}) {
+      const Matrix data = testing::anisotropic(20, dim, dim);
+      const Codec c = train(km, data);
+      std::vector<std::uint8_t> codes(data.rows * c.code_size());
+      ASSERT_TRUE(c.encode(data.view(), codes).is_ok());
+      const Matrix q = testing::gaussian(1, dim, 5);
+      for (std::size_t i = 0; i < data.rows; ++i) {
+        const std::uint8_t* code = codes.data() + i * c.code_size();
+        const int k = static_cast<int>(km.kind);
+        const float a = avx2->dot[k](q.row(0), code, dim), b = generic->dot[k](q.row(0), code, dim);
+        ASSERT_NEAR(a, b, 1e-4 * (std::fabs(b) + 1)) << name_of(km) << " d" << dim;
+      }
+      // F16 encode: the SIMD path is bit-identical to the scalar conversion.
+      std::vector<std::uint16_t> h1(dim), h2(dim);
+      avx2->encode_f16(data.row(0), h1.data(), dim);
+      generic->encode_f16(data.row(0), h2.data(), dim);
+      ASSERT_EQ(h1, h2);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace vecstash::kernels
