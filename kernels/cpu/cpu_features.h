@@ -20,10 +20,23 @@ using DotFn = float (*)(const float* q, const std::uint8_t* code, std::size_t di
 /// Elementwise f32 -> f16 with saturation (numeric::float_to_f16 semantics for finite input).
 using F16EncodeFn = void (*)(const float* x, std::uint16_t* out, std::size_t n) noexcept;
 
+/// Decode the raw values v(c) of `rows` code rows (not b1) into a row-major float tile with leading
+/// dimension `ld` (>= dim, multiple of 8); columns dim..ld-1 are set to zero.
+using DecodeTileFn = void (*)(CodeKind kind, const std::uint8_t* codes, std::size_t code_size, std::size_t rows,
+                              std::size_t dim, std::size_t ld, float* tile) noexcept;
+/// out[q * nrows + r] = sum_j queries[q * ld + j] * tile[r * ld + j] (ld a multiple of 8, zero padded).
+using DotBlockFn = void (*)(const float* queries, std::size_t nq, const float* tile, std::size_t nrows,
+                            std::size_t ld, float* out) noexcept;
+/// popcount(a XOR b) over `words` 64-bit words (b may be unaligned).
+using HammingFn = std::uint64_t (*)(const std::uint64_t* a, const std::uint8_t* b, std::size_t words) noexcept;
+
 struct KernelTable {
   const char* isa = "generic";
   DotFn dot[kCodeKindCount] = {};
   F16EncodeFn encode_f16 = nullptr;
+  DecodeTileFn decode_tile = nullptr;
+  DotBlockFn dot_block = nullptr;
+  HammingFn hamming = nullptr;
 };
 
 /// The table for the best ISA this processor supports (VECSTASH_ISA=generic forces the portable one).

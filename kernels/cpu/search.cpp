@@ -35,27 +35,72 @@ Status validate_search(const Codec& codec, MatrixView<const float> queries, cons
 namespace cpu {
 namespace {
 
+constexpr std::size_t kQueryGroup = 16;  // queries scored together against one decoded tile
+constexpr std::size_t kTileRows = 32;    // rows decoded per tile (32 x ld floats stay in L1)
+
 /// A query prepared for one codec and metric (see codec.h for the scoring identity).
 struct PreparedQuery {
-  std::vector<float> q;               // q[j] * scale[j]
   float c0 = 0, qq = 0, qn = 0, qsum = 0;
   std::vector<float> lut;             // b1 asymmetric: (dim+7)/8 tables of 256 partial sums
   std::vector<std::uint64_t> bits;    // b1 hamming: the binarised query
 };
 
+/// Up to kQueryGroup prepared queries; `q` holds q[j] * scale[j] zero-padded to `ld` per query.
+struct QueryGroup {
+  std::size_t count = 0;
+  std::vector<float> q;
+  std::vector<PreparedQuery> prep;
+};
+
 class Scorer {
  public:
   Scorer(const Codec& codec, Metric metric)
-      : p_(codec.params()), metric_(metric), t_(kernels()), dim_(codec.dim()), cs_(codec.code_size()),
-        dot_(t_.dot[static_cast<int>(codec.kind())]) {}
+      : p_(codec.params()), metric_(metric), t_(kernels()), dim_(codec.dim()), ld_((dim_ + 7) / 8 * 8),
+        cs_(codec.code_size()) {}
 
-  void prepare(const float* query, PreparedQuery* pq) const {
-    pq->q.assign(query, query + dim_);
+  std::size_t code_size() const noexcept { return cs_; }
+
+  void prepare(MatrixView<const float> queries, std::size_t q0, std::size_t q1, QueryGroup* g) const {
+    g->count = q1 - q0;
+    g->q.assign(g->count * ld_, 0.0f);
+    g->prep.resize(g->count);
+    for (std::size_t i = 0; i < g->count; ++i) prepare_one(queries.row(q0 + i), g->q.data() + i * ld_, &g->prep[i]);
+  }
+
+  /// Scores of rows [r0, r0 + rows) for every query of the group, natural form, out[q * rows + r].
+  /// `tile` is scratch of kTileRows * ld floats; rows <= kTileRows.
+  void score_tile(const QueryGroup& g, const CodeView& codes, std::size_t r0, std::size_t rows, float* tile,
+                  float* out) const {
+    const std::uint8_t* c = codes.codes + r0 * cs_;
+    if (p_.kind == CodeKind::kB1) {
+      for (std::size_t i = 0; i < g.count; ++i) score_binary(g.prep[i], c, rows, out + i * rows);
+    } else {
+      t_.decode_tile(p_.kind, c, cs_, rows, dim_, ld_, tile);
+      t_.dot_block(g.q.data(), g.count, tile, rows, ld_, out);
+      if (p_.scale_mode == ScaleMode::kPerVector) {
+        for (std::size_t r = 0; r < rows; ++r) {
+          const float s = row_scale(c + r * cs_, dim_);
+          for (std::size_t i = 0; i < g.count; ++i) out[i * rows + r] *= s;
+        }
+      }
+    }
+    switch (metric_) {
+      case Metric::kIp: return finalize<Metric::kIp>(g, codes, r0, rows, out);
+      case Metric::kCos: return finalize<Metric::kCos>(g, codes, r0, rows, out);
+      case Metric::kL2: return finalize<Metric::kL2>(g, codes, r0, rows, out);
+      case Metric::kHamming: return;
+    }
+  }
+
+  std::size_t ld() const noexcept { return ld_; }
+
+ private:
+  void prepare_one(const float* query, float* qs, PreparedQuery* pq) const {
     double qq = 0, c0 = 0;
     for (std::size_t j = 0; j < dim_; ++j) {
       qq += static_cast<double>(query[j]) * query[j];
       if (!p_.offset.empty()) c0 += static_cast<double>(query[j]) * p_.offset[j];
-      if (!p_.scale.empty()) pq->q[j] = query[j] * p_.scale[j];
+      qs[j] = p_.scale.empty() ? query[j] : query[j] * p_.scale[j];
     }
     pq->qq = static_cast<float>(qq);
     pq->qn = static_cast<float>(std::sqrt(qq));
@@ -74,65 +119,54 @@ class Scorer {
       float* t = pq->lut.data() + b * 256;
       for (unsigned v = 1; v < 256; ++v) {
         const std::size_t j = 8 * b + static_cast<std::size_t>(std::countr_zero(v));
-        t[v] = t[v & (v - 1)] + (j < dim_ ? pq->q[j] : 0.0f);
+        t[v] = t[v & (v - 1)] + (j < dim_ ? qs[j] : 0.0f);
       }
     }
-    for (float v : pq->q) qsum += v;
+    for (std::size_t j = 0; j < dim_; ++j) qsum += qs[j];
     pq->qsum = static_cast<float>(qsum);
   }
 
-  /// Scores of rows [r0, r1) for one prepared query, in the metric's natural form.
-  void score_rows(const PreparedQuery& pq, const CodeView& codes, std::size_t r0, std::size_t r1, float* out) const {
-    const bool per_vector = p_.scale_mode == ScaleMode::kPerVector;
-    for (std::size_t r = r0; r < r1; ++r) {
-      const std::uint8_t* c = codes.codes + r * cs_;
-      if (metric_ == Metric::kHamming) {
-        std::uint64_t d = 0;
-        for (std::size_t w = 0; w < pq.bits.size(); ++w) {
-          std::uint64_t x;
-          std::memcpy(&x, c + 8 * w, 8);
-          d += static_cast<std::uint64_t>(std::popcount(x ^ pq.bits[w]));
+  template <Metric M>
+  static void finalize(const QueryGroup& g, const CodeView& codes, std::size_t r0, std::size_t rows, float* out) {
+    const float* norms = codes.sq_norms ? codes.sq_norms + r0 : nullptr;
+    for (std::size_t i = 0; i < g.count; ++i) {
+      const PreparedQuery& pq = g.prep[i];
+      float* o = out + i * rows;
+      for (std::size_t r = 0; r < rows; ++r) {
+        const float ip = pq.c0 + o[r];
+        if constexpr (M == Metric::kIp) {
+          o[r] = ip;
+        } else if constexpr (M == Metric::kL2) {
+          o[r] = pq.qq - 2.0f * ip + norms[r];
+        } else {
+          const float den = pq.qn * std::sqrt(norms[r]);
+          o[r] = den > 0.0f ? ip / den : 0.0f;
         }
-        out[r - r0] = static_cast<float>(d);
-        continue;
-      }
-      float raw;
-      if (p_.kind == CodeKind::kB1) {
-        float s = 0;
-        const std::size_t nbytes = (dim_ + 7) / 8;
-        for (std::size_t b = 0; b < nbytes; ++b) s += pq.lut[b * 256 + c[b]];
-        raw = 2.0f * s - pq.qsum;
-      } else {
-        raw = dot_(pq.q.data(), c, dim_);
-      }
-      if (per_vector) raw *= row_scale(c, dim_);
-      const float ip = pq.c0 + raw;
-      switch (metric_) {
-        case Metric::kIp: out[r - r0] = ip; break;
-        case Metric::kL2: out[r - r0] = pq.qq - 2.0f * ip + codes.sq_norms[r]; break;
-        case Metric::kCos: {
-          const float den = pq.qn * std::sqrt(codes.sq_norms[r]);
-          out[r - r0] = den > 0.0f ? ip / den : 0.0f;
-          break;
-        }
-        case Metric::kHamming: break;
       }
     }
   }
 
-  std::size_t code_size() const noexcept { return cs_; }
+  // b1: hamming distance, or the asymmetric raw sum  sum_j q'[j] * (+-1) = 2 * sum_{bits set} q'[j] - sum_j q'[j].
+  void score_binary(const PreparedQuery& pq, const std::uint8_t* c, std::size_t rows, float* out) const {
+    if (metric_ == Metric::kHamming) {
+      for (std::size_t r = 0; r < rows; ++r)
+        out[r] = static_cast<float>(t_.hamming(pq.bits.data(), c + r * cs_, cs_ / 8));
+      return;
+    }
+    const std::size_t nbytes = (dim_ + 7) / 8;
+    for (std::size_t r = 0; r < rows; ++r) {
+      const std::uint8_t* code = c + r * cs_;
+      float s = 0;
+      for (std::size_t b = 0; b < nbytes; ++b) s += pq.lut[b * 256 + code[b]];
+      out[r] = 2.0f * s - pq.qsum;
+    }
+  }
 
- private:
   const CodecParams& p_;
   Metric metric_;
   const KernelTable& t_;
-  std::size_t dim_, cs_;
-  DotFn dot_;
+  std::size_t dim_, ld_, cs_;
 };
-
-constexpr std::size_t kQueryGroup = 8;
-
-std::size_t block_rows(std::size_t code_size) { return std::max<std::size_t>(16, (64 * 1024) / std::max<std::size_t>(code_size, 1)); }
 
 }  // namespace
 }  // namespace cpu
@@ -148,27 +182,32 @@ Status search_cpu(const Codec& codec, MatrixView<const float> queries, const Cod
   const bool hib = higher_is_better(params.metric);
   const int threads = cpu::resolve_threads(params.threads, nq * n / 1024 + 1);
   const std::size_t groups = (nq + cpu::kQueryGroup - 1) / cpu::kQueryGroup;
+  // Few query groups: split the rows between threads as well and merge the partial top-k lists.
   std::size_t parts = 1;
   if (groups < 2 * static_cast<std::size_t>(threads))
     parts = std::min<std::size_t>(static_cast<std::size_t>(threads), std::max<std::size_t>(1, n / 2048));
-  const std::size_t brows = cpu::block_rows(scorer.code_size());
 
   std::vector<cpu::TopKHeap> heaps(parts * nq, cpu::TopKHeap(k));
   cpu::parallel_for_dynamic(groups * parts, threads, [&](std::size_t task) {
     const std::size_t g = task / parts, p = task % parts;
     const std::size_t q0 = g * cpu::kQueryGroup, q1 = std::min(nq, q0 + cpu::kQueryGroup);
     const std::size_t r0 = n * p / parts, r1 = n * (p + 1) / parts;
-    std::vector<cpu::PreparedQuery> prep(q1 - q0);
-    for (std::size_t q = q0; q < q1; ++q) scorer.prepare(queries.row(q), &prep[q - q0]);
-    std::vector<float> buf(brows);
-    for (std::size_t b0 = r0; b0 < r1; b0 += brows) {
-      const std::size_t b1 = std::min(r1, b0 + brows);
-      for (std::size_t q = q0; q < q1; ++q) {
-        scorer.score_rows(prep[q - q0], codes, b0, b1, buf.data());
-        cpu::TopKHeap& h = heaps[p * nq + q];
-        for (std::size_t r = b0; r < b1; ++r) {
-          const float key = hib ? buf[r - b0] : -buf[r - b0];
-          if (!h.rejects(key)) h.push(key, static_cast<std::int64_t>(r));
+    cpu::QueryGroup group;
+    scorer.prepare(queries, q0, q1, &group);
+    std::vector<float> tile(cpu::kTileRows * scorer.ld()), buf(cpu::kQueryGroup * cpu::kTileRows);
+    for (std::size_t b0 = r0; b0 < r1; b0 += cpu::kTileRows) {
+      const std::size_t rows = std::min(r1 - b0, cpu::kTileRows);
+      scorer.score_tile(group, codes, b0, rows, tile.data(), buf.data());
+      for (std::size_t i = 0; i < group.count; ++i) {
+        cpu::TopKHeap& h = heaps[p * nq + q0 + i];
+        const float* s = buf.data() + i * rows;
+        float worst = h.threshold();
+        for (std::size_t r = 0; r < rows; ++r) {
+          const float key = hib ? s[r] : -s[r];
+          if (key >= worst) {
+            h.push(key, static_cast<std::int64_t>(b0 + r));
+            worst = h.threshold();
+          }
         }
       }
     }
@@ -198,11 +237,20 @@ Status score_all_cpu(const Codec& codec, MatrixView<const float> queries, const 
   if (out.rows != queries.rows || out.cols != codes.rows || out.data == nullptr || out.stride < out.cols)
     return Status::invalid_argument("score_all: output must be queries x rows");
   const cpu::Scorer scorer(codec, metric);
-  const int t = cpu::resolve_threads(threads, queries.rows);
-  cpu::parallel_for_dynamic(queries.rows, t, [&](std::size_t q) {
-    cpu::PreparedQuery pq;
-    scorer.prepare(queries.row(q), &pq);
-    scorer.score_rows(pq, codes, 0, codes.rows, out.row(q));
+  const std::size_t nq = queries.rows, n = codes.rows;
+  const std::size_t groups = (nq + cpu::kQueryGroup - 1) / cpu::kQueryGroup;
+  const int t = cpu::resolve_threads(threads, groups);
+  cpu::parallel_for_dynamic(groups, t, [&](std::size_t g) {
+    const std::size_t q0 = g * cpu::kQueryGroup, q1 = std::min(nq, q0 + cpu::kQueryGroup);
+    cpu::QueryGroup group;
+    scorer.prepare(queries, q0, q1, &group);
+    std::vector<float> tile(cpu::kTileRows * scorer.ld()), buf(cpu::kQueryGroup * cpu::kTileRows);
+    for (std::size_t b0 = 0; b0 < n; b0 += cpu::kTileRows) {
+      const std::size_t rows = std::min(n - b0, cpu::kTileRows);
+      scorer.score_tile(group, codes, b0, rows, tile.data(), buf.data());
+      for (std::size_t i = 0; i < group.count; ++i)
+        std::memcpy(out.row(q0 + i) + b0, buf.data() + i * rows, rows * sizeof(float));
+    }
   });
   return Status::ok();
 }

@@ -114,6 +114,86 @@ void encode_f16(const float* x, std::uint16_t* out, std::size_t n) noexcept {
   for (; i < n; ++i) out[i] = numeric::float_to_f16(x[i]);
 }
 
+template <typename L>
+void decode_rows(const std::uint8_t* codes, std::size_t cs, std::size_t rows, std::size_t dim, std::size_t ld,
+                 float* tile, float mul) noexcept {
+  const __m256 m = _mm256_set1_ps(mul);
+  for (std::size_t r = 0; r < rows; ++r) {
+    const std::uint8_t* c = codes + r * cs;
+    float* t = tile + r * ld;
+    std::size_t j = 0;
+    for (; j + 8 <= dim; j += 8) _mm256_storeu_ps(t + j, _mm256_mul_ps(L::load(c, j), m));
+    for (; j < dim; ++j) t[j] = L::scalar(c, j) * mul;
+    for (; j < ld; ++j) t[j] = 0.0f;
+  }
+}
+
+void decode_tile(CodeKind kind, const std::uint8_t* codes, std::size_t cs, std::size_t rows, std::size_t dim,
+                 std::size_t ld, float* tile) noexcept {
+  switch (kind) {
+    case CodeKind::kF32: return decode_rows<LoadF32>(codes, cs, rows, dim, ld, tile, 1.0f);
+    case CodeKind::kF16: return decode_rows<LoadF16>(codes, cs, rows, dim, ld, tile, 1.0f);
+    case CodeKind::kBF16: return decode_rows<LoadBF16>(codes, cs, rows, dim, ld, tile, 1.0f);
+    case CodeKind::kE4M3: return decode_rows<LoadE4M3Scaled>(codes, cs, rows, dim, ld, tile, 256.0f);
+    case CodeKind::kE5M2: return decode_rows<LoadE5M2>(codes, cs, rows, dim, ld, tile, 1.0f);
+    case CodeKind::kI8: return decode_rows<LoadI8>(codes, cs, rows, dim, ld, tile, 1.0f);
+    case CodeKind::kB1: return;  // scored through lookup tables
+  }
+}
+
+// QB queries x RB rows of dot products, accumulated over the zero-padded leading dimension.
+template <int QB, int RB>
+inline void dot_micro(const float* q, const float* t, std::size_t ld, std::size_t nrows, float* out) noexcept {
+  __m256 acc[QB][RB];
+  for (int a = 0; a < QB; ++a)
+    for (int b = 0; b < RB; ++b) acc[a][b] = _mm256_setzero_ps();
+  for (std::size_t j = 0; j < ld; j += 8) {
+    __m256 tv[RB];
+    for (int b = 0; b < RB; ++b) tv[b] = _mm256_loadu_ps(t + b * ld + j);
+    for (int a = 0; a < QB; ++a) {
+      const __m256 qv = _mm256_loadu_ps(q + a * ld + j);
+      for (int b = 0; b < RB; ++b) acc[a][b] = _mm256_fmadd_ps(qv, tv[b], acc[a][b]);
+    }
+  }
+  if constexpr (QB == 2 && RB == 4) {
+    // Reduce the 8 accumulators at once: lanes of `res` are the sums (q0 r0..r3, q1 r0..r3).
+    const __m256 t0 = _mm256_hadd_ps(acc[0][0], acc[0][1]), t1 = _mm256_hadd_ps(acc[0][2], acc[0][3]);
+    const __m256 t2 = _mm256_hadd_ps(acc[1][0], acc[1][1]), t3 = _mm256_hadd_ps(acc[1][2], acc[1][3]);
+    const __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
+    const __m256 res = _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+    _mm_storeu_ps(out, _mm256_castps256_ps128(res));
+    _mm_storeu_ps(out + nrows, _mm256_extractf128_ps(res, 1));
+  } else {
+    for (int a = 0; a < QB; ++a)
+      for (int b = 0; b < RB; ++b) out[a * nrows + b] = hsum(acc[a][b]);
+  }
+}
+
+void dot_block(const float* queries, std::size_t nq, const float* tile, std::size_t nrows, std::size_t ld,
+               float* out) noexcept {
+  std::size_t q = 0;
+  for (; q + 2 <= nq; q += 2) {
+    std::size_t r = 0;
+    for (; r + 4 <= nrows; r += 4) dot_micro<2, 4>(queries + q * ld, tile + r * ld, ld, nrows, out + q * nrows + r);
+    for (; r < nrows; ++r) dot_micro<2, 1>(queries + q * ld, tile + r * ld, ld, nrows, out + q * nrows + r);
+  }
+  for (; q < nq; ++q) {
+    std::size_t r = 0;
+    for (; r + 4 <= nrows; r += 4) dot_micro<1, 4>(queries + q * ld, tile + r * ld, ld, nrows, out + q * nrows + r);
+    for (; r < nrows; ++r) dot_micro<1, 1>(queries + q * ld, tile + r * ld, ld, nrows, out + q * nrows + r);
+  }
+}
+
+std::uint64_t hamming(const std::uint64_t* a, const std::uint8_t* b, std::size_t words) noexcept {
+  std::uint64_t d = 0;
+  for (std::size_t w = 0; w < words; ++w) {
+    std::uint64_t x;
+    std::memcpy(&x, b + 8 * w, 8);
+    d += static_cast<std::uint64_t>(_mm_popcnt_u64(a[w] ^ x));
+  }
+  return d;
+}
+
 }  // namespace
 
 KernelTable make_avx2_table() noexcept {
@@ -126,6 +206,9 @@ KernelTable make_avx2_table() noexcept {
   t.dot[static_cast<int>(CodeKind::kE5M2)] = dot<LoadE5M2>;
   t.dot[static_cast<int>(CodeKind::kI8)] = dot<LoadI8>;
   t.encode_f16 = encode_f16;
+  t.decode_tile = decode_tile;
+  t.dot_block = dot_block;
+  t.hamming = hamming;
   return t;
 }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 namespace vecstash::kernels::cpu {
@@ -39,6 +40,10 @@ class TopKHeap {
       heap_.back() = c;
       std::push_heap(heap_.begin(), heap_.end(), better);
     }
+  }
+  /// Keys below this cannot enter (-inf while the heap is not full).
+  float threshold() const noexcept {
+    return heap_.size() < k_ ? -std::numeric_limits<float>::infinity() : heap_.front().key;
   }
   /// Cheap early reject: true when `key` cannot enter the heap even with the best id.
   bool rejects(float key) const noexcept { return heap_.size() == k_ && key < heap_.front().key; }
