@@ -71,13 +71,7 @@ class RowCodec {
         break;
       case CodeKind::kE4M3:
       case CodeKind::kE5M2: encode_fp8(x, out); break;
-      case CodeKind::kI8:
-        for (std::size_t j = 0; j < dim_; ++j) {
-          float c = std::rint((x[j] - p_.offset[j]) * inv_[j]);
-          c = std::min(127.0f, std::max(-128.0f, c));
-          out[j] = static_cast<std::uint8_t>(static_cast<std::int8_t>(c));
-        }
-        break;
+      case CodeKind::kI8: t_.encode_i8(x, p_.offset.data(), inv_.data(), out, dim_); break;
       case CodeKind::kB1: {
         const std::size_t bytes = code_size(CodeKind::kB1, ScaleMode::kNone, dim_);
         std::memset(out, 0, bytes);
@@ -91,14 +85,18 @@ class RowCodec {
   void decode(const std::uint8_t* code, float* out) const {
     const bool per_vector = p_.scale_mode == ScaleMode::kPerVector;
     const float s_row = per_vector ? row_scale(code, dim_) : 1.0f;
-    const bool has_scale = !p_.scale.empty(), has_offset = !p_.offset.empty();
-    for (std::size_t j = 0; j < dim_; ++j) {
-      float v = code_value(p_.kind, code, j);
-      if (per_vector) v = s_row * v;
-      if (has_scale) v = p_.scale[j] * v;
-      if (has_offset) v = p_.offset[j] + v;
-      out[j] = v;
+    if (p_.kind == CodeKind::kB1) {
+      for (std::size_t j = 0; j < dim_; ++j) out[j] = code_value(p_.kind, code, j);
+    } else {
+      t_.decode_tile(p_.kind, code, 0, 1, dim_, dim_, out);
     }
+    // Separate loops (each vectorisable) in the order of the rule: s_row * v, then scale *, then offset +.
+    if (per_vector)
+      for (std::size_t j = 0; j < dim_; ++j) out[j] = s_row * out[j];
+    if (!p_.scale.empty())
+      for (std::size_t j = 0; j < dim_; ++j) out[j] = p_.scale[j] * out[j];
+    if (!p_.offset.empty())
+      for (std::size_t j = 0; j < dim_; ++j) out[j] = p_.offset[j] + out[j];
   }
 
  private:

@@ -30,6 +30,10 @@ using DotBlockFn = void (*)(const float* queries, std::size_t nq, const float* t
 /// popcount(a XOR b) over `words` 64-bit words (b may be unaligned).
 using HammingFn = std::uint64_t (*)(const std::uint64_t* a, const std::uint8_t* b, std::size_t words) noexcept;
 
+/// int8 encode: out[j] = clamp(rint((x[j] - offset[j]) * inv_scale[j]), -128, 127).
+using I8EncodeFn = void (*)(const float* x, const float* offset, const float* inv_scale, std::uint8_t* out,
+                            std::size_t dim) noexcept;
+
 struct KernelTable {
   const char* isa = "generic";
   DotFn dot[kCodeKindCount] = {};
@@ -37,6 +41,7 @@ struct KernelTable {
   DecodeTileFn decode_tile = nullptr;
   DotBlockFn dot_block = nullptr;
   HammingFn hamming = nullptr;
+  I8EncodeFn encode_i8 = nullptr;
 };
 
 /// The table for the best ISA this processor supports (VECSTASH_ISA=generic forces the portable one).

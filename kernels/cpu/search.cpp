@@ -156,9 +156,18 @@ class Scorer {
     const std::size_t nbytes = (dim_ + 7) / 8;
     for (std::size_t r = 0; r < rows; ++r) {
       const std::uint8_t* code = c + r * cs_;
-      float s = 0;
-      for (std::size_t b = 0; b < nbytes; ++b) s += pq.lut[b * 256 + code[b]];
-      out[r] = 2.0f * s - pq.qsum;
+      // Four partial sums break the add dependency chain.
+      float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      const float* lut = pq.lut.data();
+      std::size_t b = 0;
+      for (; b + 4 <= nbytes; b += 4) {
+        s0 += lut[b * 256 + code[b]];
+        s1 += lut[(b + 1) * 256 + code[b + 1]];
+        s2 += lut[(b + 2) * 256 + code[b + 2]];
+        s3 += lut[(b + 3) * 256 + code[b + 3]];
+      }
+      for (; b < nbytes; ++b) s0 += lut[b * 256 + code[b]];
+      out[r] = 2.0f * ((s0 + s1) + (s2 + s3)) - pq.qsum;
     }
   }
 

@@ -2,6 +2,8 @@
 // cpu_features() confirmed those instructions.
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "cpu/cpu_features.h"
@@ -194,6 +196,24 @@ std::uint64_t hamming(const std::uint64_t* a, const std::uint8_t* b, std::size_t
   return d;
 }
 
+void encode_i8(const float* x, const float* offset, const float* inv, std::uint8_t* out, std::size_t dim) noexcept {
+  const __m256 lo = _mm256_set1_ps(-128.0f), hi = _mm256_set1_ps(127.0f);
+  std::size_t j = 0;
+  for (; j + 8 <= dim; j += 8) {
+    const __m256 v = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), _mm256_loadu_ps(offset + j)),
+                                   _mm256_loadu_ps(inv + j));
+    const __m256 r = _mm256_min_ps(hi, _mm256_max_ps(lo, _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+    const __m256i w = _mm256_cvttps_epi32(r);
+    const __m128i h = _mm_packs_epi32(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out + j), _mm_packs_epi16(h, h));
+  }
+  for (; j < dim; ++j) {
+    float c = std::rint((x[j] - offset[j]) * inv[j]);
+    c = std::min(127.0f, std::max(-128.0f, c));
+    out[j] = static_cast<std::uint8_t>(static_cast<std::int8_t>(c));
+  }
+}
+
 }  // namespace
 
 KernelTable make_avx2_table() noexcept {
@@ -209,6 +229,7 @@ KernelTable make_avx2_table() noexcept {
   t.decode_tile = decode_tile;
   t.dot_block = dot_block;
   t.hamming = hamming;
+  t.encode_i8 = encode_i8;
   return t;
 }
 

@@ -1,5 +1,7 @@
 // Portable kernels: the reference semantics for every ISA-specific table.
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstring>
 
 #include <bit>
@@ -95,6 +97,14 @@ std::uint64_t hamming(const std::uint64_t* a, const std::uint8_t* b, std::size_t
   return d;
 }
 
+void encode_i8(const float* x, const float* offset, const float* inv, std::uint8_t* out, std::size_t dim) noexcept {
+  for (std::size_t j = 0; j < dim; ++j) {
+    float c = std::rint((x[j] - offset[j]) * inv[j]);
+    c = std::min(127.0f, std::max(-128.0f, c));
+    out[j] = static_cast<std::uint8_t>(static_cast<std::int8_t>(c));
+  }
+}
+
 }  // namespace
 
 KernelTable make_generic_table() noexcept {
@@ -110,6 +120,7 @@ KernelTable make_generic_table() noexcept {
   t.decode_tile = decode_tile;
   t.dot_block = dot_block;
   t.hamming = hamming;
+  t.encode_i8 = encode_i8;
   return t;
 }
 
