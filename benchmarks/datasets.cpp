@@ -1,12 +1,12 @@
 #include "benchmarks/datasets.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <fstream>
 #include <numeric>
 #include <utility>
-
-#include <fmt/format.h>
-#include <fmt/ranges.h>
 
 namespace vecstash::bench {
 namespace {
@@ -23,8 +23,8 @@ struct NamedFiles {
 
 // The files of ../shared/data (see its README.md). scifact-glove is loaded by the BEIR loader.
 constexpr NamedFiles kNamed[] = {
-    {"sift10k", Metric::kL2, "sift10k", "siftsmall_base.fvecs", "siftsmall_query.fvecs",
-     "siftsmall_groundtruth.ivecs", "SIFT10K, 10,000 x 128 float32, 100 queries, L2, shipped top-100"},
+    {"sift10k", Metric::kL2, "sift10k", "siftsmall_base.fvecs", "siftsmall_query.fvecs", "siftsmall_groundtruth.ivecs",
+     "SIFT10K, 10,000 x 128 float32, 100 queries, L2, shipped top-100"},
     {"bigann10k", Metric::kL2, "bigann10k", "bigann10k_base.bvecs", "bigann10k_query.bvecs",
      "bigann10k_groundtruth.ivecs", "BIGANN 10K slice, 10,000 x 128 uint8, 100 queries, L2, shipped top-100"},
     {"fmnist1k", Metric::kL2, "fmnist1k", "fmnistsmall_base.fvecs", "fmnistsmall_query.fvecs",
@@ -94,11 +94,10 @@ std::vector<std::size_t> sample_indices(std::size_t n, std::size_t count, std::u
   std::vector<std::size_t> idx(n);
   std::iota(idx.begin(), idx.end(), std::size_t{0});
   if (count >= n) return idx;
-  // Partial Fisher-Yates; bounded draws by 128-bit multiply (bias < 2^-40 for n < 2^24, irrelevant here).
+  // Partial Fisher-Yates. The modulo bias (< n / 2^64) is irrelevant for a benchmark sample.
   std::uint64_t state = seed;
   for (std::size_t i = 0; i < count; ++i) {
-    const std::uint64_t span = n - i;
-    const auto r = static_cast<std::uint64_t>((static_cast<unsigned __int128>(splitmix64(state)) * span) >> 64);
+    const std::uint64_t r = splitmix64(state) % (n - i);
     std::swap(idx[i], idx[i + r]);
   }
   idx.resize(count);
@@ -156,8 +155,7 @@ Result<QrelsById> read_qrels_tsv(const std::filesystem::path& path) {
       used = 0;
     }
     if (used != score_text.size()) {
-      return Status::corruption(
-          fmt::format("{}:{}: score '{}' is not an integer", path.string(), line_no, score_text));
+      return Status::corruption(fmt::format("{}:{}: score '{}' is not an integer", path.string(), line_no, score_text));
     }
     qrels[std::string(fields[0])][std::string(fields[1])] = score;
   }
@@ -187,8 +185,7 @@ Qrels map_qrels(const QrelsById& qrels, const std::vector<std::string>& query_id
 }
 
 Result<Dataset> load_files_dataset(const std::filesystem::path& base, const std::filesystem::path& queries,
-                                   const std::filesystem::path& groundtruth, Metric metric,
-                                   std::size_t max_queries) {
+                                   const std::filesystem::path& groundtruth, Metric metric, std::size_t max_queries) {
   if (metric != Metric::kL2 && metric != Metric::kCos && metric != Metric::kIp) {
     return Status::invalid_argument("a data set's metric must be l2, cos or ip");
   }
@@ -202,8 +199,8 @@ Result<Dataset> load_files_dataset(const std::filesystem::path& base, const std:
   if (!q.is_ok()) return q.status();
   ds.queries = std::move(q).value();
   if (ds.queries.cols != ds.base.cols) {
-    return Status::invalid_argument(fmt::format("queries {} have dimension {} but the base {} has {}",
-                                                queries.string(), ds.queries.cols, base.string(), ds.base.cols));
+    return Status::invalid_argument(fmt::format("queries {} have dimension {} but the base {} has {}", queries.string(),
+                                                ds.queries.cols, base.string(), ds.base.cols));
   }
   if (!groundtruth.empty()) {
     auto gt = read_vecs<std::int32_t>(groundtruth, ds.queries.rows);
@@ -219,8 +216,8 @@ Result<Dataset> load_beir_embeddings(const std::filesystem::path& folder, const 
   const auto gt_path = folder / fmt::format("groundtruth_{}_cosine_top100.ivecs", split);
   std::error_code ec;
   auto ds = load_files_dataset(folder / "corpus.fvecs", folder / fmt::format("queries_{}.fvecs", split),
-                               std::filesystem::exists(gt_path, ec) ? gt_path : std::filesystem::path(),
-                               Metric::kCos, max_queries);
+                               std::filesystem::exists(gt_path, ec) ? gt_path : std::filesystem::path(), Metric::kCos,
+                               max_queries);
   if (!ds.is_ok()) return ds.status();
   ds->name = folder.filename().string();
 
@@ -234,8 +231,8 @@ Result<Dataset> load_beir_embeddings(const std::filesystem::path& folder, const 
   }
   // With max_queries the vector file was cut short; the id list must still cover every row read.
   if (query_ids->size() < ds->queries.rows || (max_queries == 0 && query_ids->size() != ds->queries.rows)) {
-    return Status::corruption(fmt::format("queries_{}_ids.txt: {} ids for {} query rows", split, query_ids->size(),
-                                          ds->queries.rows));
+    return Status::corruption(
+        fmt::format("queries_{}_ids.txt: {} ids for {} query rows", split, query_ids->size(), ds->queries.rows));
   }
   query_ids->resize(ds->queries.rows);
 
@@ -265,9 +262,10 @@ Result<Dataset> load_named_dataset(std::string_view name, const DatasetOptions& 
   const std::filesystem::path folder = options.data_root / n->folder;
   std::error_code ec;
   if (!std::filesystem::is_directory(folder, ec)) {
-    return Status::not_found(fmt::format("data set '{}' is not available: folder {} not found (data root {}; set "
-                                         "--data-root)",
-                                         name, folder.string(), options.data_root.string()));
+    return Status::not_found(
+        fmt::format("data set '{}' is not available: folder {} not found (data root {}; set "
+                    "--data-root)",
+                    name, folder.string(), options.data_root.string()));
   }
   auto with_context = [&](const Status& s) {
     if (s.code() != StatusCode::kNotFound) return s;
@@ -276,8 +274,8 @@ Result<Dataset> load_named_dataset(std::string_view name, const DatasetOptions& 
 
   Result<Dataset> ds = Status::internal("unset");
   if (name == "scifact-glove") {
-    ds = load_beir_embeddings(folder, options.data_root / "scifact" / "qrels" / "test.tsv", "test",
-                              options.max_queries);
+    ds =
+        load_beir_embeddings(folder, options.data_root / "scifact" / "qrels" / "test.tsv", "test", options.max_queries);
   } else if (n->queries == nullptr) {
     auto base = read_float_vectors(folder / n->base);
     if (!base.is_ok()) return with_context(base.status());
@@ -290,9 +288,10 @@ Result<Dataset> load_named_dataset(std::string_view name, const DatasetOptions& 
     for (std::size_t i = 0; i < rows.size(); ++i) {
       std::copy_n(self.base.row(rows[i]), self.base.cols, self.queries.row(i));
     }
-    self.notes.push_back(fmt::format("no queries shipped: {} base rows chosen with seed {} are the queries (each "
-                                     "finds itself); ground truth = exact search over the full base",
-                                     rows.size(), options.seed));
+    self.notes.push_back(
+        fmt::format("no queries shipped: {} base rows chosen with seed {} are the queries (each "
+                    "finds itself); ground truth = exact search over the full base",
+                    rows.size(), options.seed));
     ds = std::move(self);
   } else {
     ds = load_files_dataset(folder / n->base, folder / n->queries,

@@ -1,22 +1,21 @@
 #include "benchmarks/metrics.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 
-#include <fmt/format.h>
-
 namespace vecstash::bench {
 
-Result<double> recall_at_k(MatrixView<const std::int64_t> found, MatrixView<const std::int64_t> truth,
-                           std::size_t k) {
+Result<double> recall_at_k(MatrixView<const std::int64_t> found, MatrixView<const std::int64_t> truth, std::size_t k) {
   if (k == 0) return Status::invalid_argument("recall@k needs k >= 1");
   if (found.rows != truth.rows) {
     return Status::invalid_argument(
         fmt::format("recall: {} result rows but {} ground-truth rows", found.rows, truth.rows));
   }
   if (found.cols < k || truth.cols < k) {
-    return Status::invalid_argument(fmt::format("recall@{}: results have {} columns and the ground truth {}", k,
-                                                found.cols, truth.cols));
+    return Status::invalid_argument(
+        fmt::format("recall@{}: results have {} columns and the ground truth {}", k, found.cols, truth.cols));
   }
   double sum = 0.0;
   std::size_t counted = 0;
@@ -83,8 +82,6 @@ Result<NdcgResult> mean_ndcg_at_k(MatrixView<const std::int64_t> found, const Qr
   return r;
 }
 
-std::vector<std::int64_t> widen_ids(const Matrix<std::int32_t>& ids) {
-  return {ids.data.begin(), ids.data.end()};
-}
+std::vector<std::int64_t> widen_ids(const Matrix<std::int32_t>& ids) { return {ids.data.begin(), ids.data.end()}; }
 
 }  // namespace vecstash::bench

@@ -19,8 +19,7 @@ namespace vecstash::bench {
 /// Mean over queries of |found[q][0..k) ∩ truth[q][0..k)| / t, where t is the number of valid
 /// (non -1) ids in truth[q][0..k) — normally k; queries with t = 0 are skipped.
 /// InvalidArgument when the row counts differ, k is 0, or either side has fewer than k columns.
-Result<double> recall_at_k(MatrixView<const std::int64_t> found, MatrixView<const std::int64_t> truth,
-                           std::size_t k);
+Result<double> recall_at_k(MatrixView<const std::int64_t> found, MatrixView<const std::int64_t> truth, std::size_t k);
 
 /// nDCG@k of one ranked list: DCG = sum over ranks i = 1..k of rel(found[i]) / log2(i + 1), with the
 /// linear gain rel (as BEIR / pytrec_eval's ndcg_cut; not 2^rel - 1), divided by the DCG of the

@@ -1,6 +1,7 @@
 // Output of the compression sweep: an aligned terminal table, CSV, and an SVG plot of compression
 // ratio (x, log scale) against recall@k (y), one polyline per code variant with its PCA levels as
-// labelled points. The SVG is drawn here (no plotting library).
+// labelled points, plus a detail panel comparing the one-byte codes (float8 scalings, int8) at the
+// first two PCA levels. The SVG is drawn here (no plotting library).
 // Thread safety: pure functions, except the file writers, which write the named file.
 #pragma once
 

@@ -1,5 +1,6 @@
 #include "benchmarks/vecs_io.h"
 
+#include <fmt/format.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -10,8 +11,6 @@
 #include <string>
 #include <system_error>
 #include <type_traits>
-
-#include <fmt/format.h>
 
 namespace vecstash::bench {
 namespace {
@@ -87,12 +86,12 @@ Result<Matrix<T>> read_vecs(const std::filesystem::path& path, std::size_t max_r
     if (!got.is_ok()) return got.status();
     if (*got == 0) break;  // clean end of file
     if (*got != sizeof dim) {
-      return Status::corruption(
-          fmt::format("{}: truncated: row {} has a partial dimension header ({} of 4 bytes)", path.string(), row, *got));
+      return Status::corruption(fmt::format("{}: truncated: row {} has a partial dimension header ({} of 4 bytes)",
+                                            path.string(), row, *got));
     }
     if (dim <= 0 || dim > kMaxVecsDim) {
-      return Status::corruption(fmt::format("{}: row {} has an invalid dimension {} (not a {} file?)", path.string(), row,
-                                            dim, format_name<T>()));
+      return Status::corruption(fmt::format("{}: row {} has an invalid dimension {} (not a {} file?)", path.string(),
+                                            row, dim, format_name<T>()));
     }
     if (row == 0) {
       m.cols = static_cast<std::size_t>(dim);
@@ -105,7 +104,8 @@ Result<Matrix<T>> read_vecs(const std::filesystem::path& path, std::size_t max_r
     got = read_bytes(f, path, m.data.data() + row * m.cols, want);
     if (!got.is_ok()) return got.status();
     if (*got != want) {
-      return Status::corruption(fmt::format("{}: truncated: row {} has {} of {} value bytes", path.string(), row, *got, want));
+      return Status::corruption(
+          fmt::format("{}: truncated: row {} has {} of {} value bytes", path.string(), row, *got, want));
     }
     ++row;
   }
@@ -137,7 +137,8 @@ Status write_vecs(const std::filesystem::path& path, MatrixView<const T> rows) {
   }
   // "T" = transparent (uncompressed) output through the same API.
   gzFile f = gzopen(path.c_str(), is_gzip_name(path) ? "wb6" : "wbT");
-  if (f == nullptr) return Status::invalid_argument(fmt::format("cannot create {}: {}", path.string(), std::strerror(errno)));
+  if (f == nullptr)
+    return Status::invalid_argument(fmt::format("cannot create {}: {}", path.string(), std::strerror(errno)));
   GzHandle handle(f);
   const std::int32_t dim = static_cast<std::int32_t>(rows.cols);
   const std::size_t bytes = rows.cols * sizeof(T);

@@ -1,0 +1,332 @@
+// The `vecstash` command line. Subcommands:
+//   bench compression   storage versus accuracy of every code kind x PCA level (docs/BENCHMARKS.md)
+//
+// Results go to stdout (tables) and to the files named by --csv / --svg; progress and errors go to
+// stderr through spdlog. Exit status: 0 success, 1 a run failed or no data set was available,
+// 2 bad flags (CLI11 parse errors use CLI11's own non-zero codes).
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "benchmarks/compression_sweep.h"
+#include "benchmarks/datasets.h"
+#include "benchmarks/report.h"
+#include "vecstash/common/log.h"
+
+namespace {
+
+namespace bench = vecstash::bench;
+
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+struct CompressionArgs {
+  std::string dataset;
+  std::string data_root = "../shared/data";
+  std::string base;
+  std::string queries;  // a count N or, with --base, a query file
+  std::string groundtruth;
+  std::string metric;
+  std::string pca = "none,100,75,50,25";
+  std::string kinds = "all";
+  std::size_t k = 10;
+  std::size_t rescore_factor = 4;
+  std::size_t train_sample = 100000;
+  std::uint64_t seed = 42;
+  int threads = 0;
+  double min_time = 0.2;
+  std::string csv;
+  std::string svg;
+};
+
+void install_logging(bool verbose, bool quiet) {
+  auto logger = spdlog::stderr_color_mt("vecstash");
+  logger->set_pattern("[%H:%M:%S] [%^%l%$] %v");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(quiet ? spdlog::level::warn : verbose ? spdlog::level::debug : spdlog::level::info);
+  vecstash::set_log_sink([](vecstash::LogLevel level, std::string_view message) {
+    switch (level) {
+      case vecstash::LogLevel::kDebug:
+        spdlog::debug("{}", message);
+        break;
+      case vecstash::LogLevel::kInfo:
+        spdlog::info("{}", message);
+        break;
+      case vecstash::LogLevel::kWarn:
+        spdlog::warn("{}", message);
+        break;
+      case vecstash::LogLevel::kError:
+        spdlog::error("{}", message);
+        break;
+    }
+  });
+}
+
+bool all_digits(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return c >= '0' && c <= '9'; });
+}
+
+std::vector<std::string> split_names(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= s.size()) {
+    const auto comma = s.find(',', start);
+    std::string item = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!item.empty()) out.push_back(item);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+std::string dataset_help() {
+  std::string s = "Named data sets (under --data-root):\n";
+  for (const auto& name : bench::named_datasets()) {
+    s += fmt::format("  {:<14} {}\n", name, bench::describe_dataset(name));
+  }
+  s += fmt::format("  {:<14} {}\n", "all", fmt::join(bench::standard_datasets(), ", "));
+  s += "Code kinds (--kinds, comma-separated; a kind selects all its variants): ";
+  std::vector<std::string> names;
+  for (const auto& v : bench::standard_code_variants()) names.push_back(v.name);
+  s += fmt::format("{}\n", fmt::join(names, ", "));
+  return s;
+}
+
+int run_bench_compression(const CompressionArgs& args) {
+  // ---- validate the flags once, before any data is read ----
+  auto variants = bench::parse_code_variants(args.kinds);
+  if (!variants.is_ok()) {
+    spdlog::error("--kinds: {}", variants.status().message());
+    return kExitUsage;
+  }
+  auto pca = bench::parse_pca_levels(args.pca);
+  if (!pca.is_ok()) {
+    spdlog::error("--pca: {}", pca.status().message());
+    return kExitUsage;
+  }
+  if (args.dataset.empty() == args.base.empty()) {
+    spdlog::error("give either --dataset NAME or --base FILE --queries FILE --metric l2|cos|ip");
+    return kExitUsage;
+  }
+  std::size_t max_queries = 0;
+  std::string query_file;
+  if (!args.queries.empty()) {
+    if (all_digits(args.queries)) {
+      max_queries = std::stoull(args.queries);
+      if (max_queries == 0) {
+        spdlog::error("--queries: give a positive number of queries (or, with --base, a query file)");
+        return kExitUsage;
+      }
+    } else if (!args.base.empty()) {
+      query_file = args.queries;
+    } else {
+      spdlog::error("--queries '{}': with --dataset give a number of queries; query files go with --base",
+                    args.queries);
+      return kExitUsage;
+    }
+  }
+
+  bench::SweepOptions options;
+  options.variants = std::move(variants).value();
+  options.pca_percents = std::move(pca).value();
+  options.k = args.k;
+  options.k_large = std::max<std::size_t>(100, args.k);
+  options.rescore_factor = args.rescore_factor;
+  options.train_sample = args.train_sample;
+  options.seed = args.seed;
+  options.threads = args.threads;
+  options.min_timing_s = args.min_time;
+  options.progress = [](std::string_view line) { spdlog::info("{}", line); };
+
+  // ---- which data sets ----
+  struct Job {
+    std::string name;
+    bool optional;  // part of --dataset all: skipped (with a warning) when missing
+  };
+  std::vector<Job> jobs;
+  if (!args.base.empty()) {
+    if (query_file.empty()) {
+      spdlog::error("--base needs --queries FILE");
+      return kExitUsage;
+    }
+    if (args.metric.empty()) {
+      spdlog::error("--base needs --metric l2|cos|ip");
+      return kExitUsage;
+    }
+    jobs.push_back({"", false});
+  } else {
+    const auto known = bench::named_datasets();
+    for (const auto& name : split_names(args.dataset)) {
+      if (name == "all") {
+        for (const auto& s : bench::standard_datasets()) jobs.push_back({s, true});
+      } else if (std::find(known.begin(), known.end(), name) != known.end()) {
+        jobs.push_back({name, false});
+      } else {
+        spdlog::error("--dataset: unknown data set '{}' (known: {}, all)", name, fmt::join(known, ", "));
+        return kExitUsage;
+      }
+    }
+    if (jobs.empty()) {
+      spdlog::error("--dataset: no data set named");
+      return kExitUsage;
+    }
+  }
+  std::optional<vecstash::Metric> metric;
+  if (!args.metric.empty()) {
+    metric = vecstash::parse_metric(args.metric);
+    if (!metric || *metric == vecstash::Metric::kHamming) {
+      spdlog::error("--metric '{}': use l2, cos or ip", args.metric);
+      return kExitUsage;
+    }
+  }
+
+  // ---- run ----
+  std::vector<bench::SweepReport> reports;
+  std::vector<std::string> skipped;
+  for (const Job& job : jobs) {
+    vecstash::Result<bench::Dataset> ds = vecstash::Status::internal("unset");
+    if (job.name.empty()) {
+      ds = bench::load_files_dataset(args.base, query_file, args.groundtruth, *metric, 0);
+    } else {
+      bench::DatasetOptions dopt;
+      dopt.data_root = args.data_root;
+      dopt.max_queries = max_queries;
+      dopt.seed = args.seed;
+      spdlog::info("loading {} from {}", job.name, dopt.data_root.string());
+      ds = bench::load_named_dataset(job.name, dopt);
+    }
+    if (!ds.is_ok()) {
+      if (job.optional && ds.status().code() == vecstash::StatusCode::kNotFound) {
+        spdlog::warn("skipping {}: {}", job.name, ds.status().message());
+        skipped.push_back(job.name);
+        continue;
+      }
+      spdlog::error("{}", ds.status().message());
+      return kExitFailure;
+    }
+    spdlog::info("{}: {} base rows x {} dims, {} queries; {} configurations", ds->name, ds->base.rows, ds->base.cols,
+                 ds->queries.rows, options.variants.size() * options.pca_percents.size());
+    auto report = bench::run_compression_sweep(*ds, options);
+    if (!report.is_ok()) {
+      spdlog::error("{}: {}", ds->name, report.status().to_string());
+      return kExitFailure;
+    }
+    std::fputs(bench::format_table(*report).c_str(), stdout);
+    std::fputs("\n", stdout);
+    std::fflush(stdout);
+    reports.push_back(std::move(report).value());
+  }
+  if (!skipped.empty()) {
+    spdlog::warn("skipped (data not found under {}): {}", args.data_root, fmt::join(skipped, ", "));
+  }
+  if (reports.empty()) {
+    spdlog::error("no data set was available under {} (set --data-root)", args.data_root);
+    return kExitFailure;
+  }
+
+  // ---- files ----
+  if (!args.csv.empty()) {
+    if (auto s = bench::write_text_file(args.csv, bench::to_csv(reports)); !s.is_ok()) {
+      spdlog::error("--csv: {}", s.message());
+      return kExitFailure;
+    }
+    spdlog::info("wrote {}", args.csv);
+  }
+  if (!args.svg.empty()) {
+    for (const auto& r : reports) {
+      const std::filesystem::path path = reports.size() == 1 && args.svg.find("{dataset}") == std::string::npos
+                                             ? std::filesystem::path(args.svg)
+                                             : bench::per_dataset_path(args.svg, r.dataset);
+      if (auto s = bench::write_text_file(path, bench::render_svg(r)); !s.is_ok()) {
+        spdlog::error("--svg: {}", s.message());
+        return kExitFailure;
+      }
+      spdlog::info("wrote {}", path.string());
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"vecstash: a vector store for compressed embeddings"};
+  app.require_subcommand(1);
+  bool verbose = false, quiet = false;
+  app.add_flag("-v,--verbose", verbose, "Debug logging");
+  app.add_flag("-q,--quiet", quiet, "Only warnings and errors on stderr");
+
+  CLI::App* bench_cmd = app.add_subcommand("bench", "Benchmarks");
+  bench_cmd->require_subcommand(1);
+  bench_cmd->fallthrough();  // -v / -q may follow the subcommands
+
+  CompressionArgs args;
+  CLI::App* compression = bench_cmd->add_subcommand(
+      "compression",
+      "Storage versus accuracy: every code kind x PCA level, recall@k (and nDCG@10 with qrels) against exact "
+      "float32 search, encode and scan speed, and codes + float32 rescoring of the top 4k");
+  compression->footer(dataset_help());
+  compression->fallthrough();
+  auto* dataset_opt = compression->add_option("--dataset", args.dataset,
+                                              "Named data set(s), comma-separated, or 'all' (the four standard "
+                                              "sets; missing ones are skipped)");
+  compression->add_option("--data-root", args.data_root, "Folder of the named data sets")->capture_default_str();
+  auto* base_opt = compression->add_option("--base", args.base, "Generic: base vectors (.fvecs/.bvecs[.gz])");
+  compression->add_option("--queries", args.queries,
+                          "N: use the first N queries (self-queries for sets without queries); "
+                          "with --base: the query file");
+  compression->add_option("--groundtruth", args.groundtruth, "Generic: shipped exact neighbours (.ivecs)")
+      ->needs(base_opt);
+  compression->add_option("--metric", args.metric, "Generic: l2, cos or ip")->needs(base_opt);
+  dataset_opt->excludes(base_opt);
+  compression
+      ->add_option("--pca", args.pca,
+                   "PCA levels: none (original coordinates) or percent of dimensions kept (100 = centred + rotated)")
+      ->capture_default_str();
+  compression->add_option("--kinds", args.kinds, "Code kinds or variants, comma-separated, or 'all'")
+      ->capture_default_str();
+  compression->add_option("--k", args.k, "k of recall@k; rescoring reads the top 4k (recall@100 is always reported)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1000}));
+  compression
+      ->add_option("--rescore-factor", args.rescore_factor,
+                   "Candidates rescored with float32 per result (r = factor x k); 0 disables")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{0}, std::size_t{40}));
+  compression->add_option("--train-sample", args.train_sample, "Rows sampled (fixed seed) to fit PCA and codecs")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{2}, std::size_t{100000000}));
+  compression->add_option("--seed", args.seed, "Seed for samples and self-queries")->capture_default_str();
+  compression->add_option("--threads", args.threads, "Kernel threads (0 = all cores)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1024));
+  compression
+      ->add_option("--min-time", args.min_time,
+                   "Seconds to repeat each timed encode and scan (fastest run reported; 0 = once)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 60.0));
+  compression->add_option("--csv", args.csv, "Write all results as CSV");
+  compression->add_option("--svg", args.svg,
+                          "Write the trade-off plot (several data sets: one file each, NAME-<dataset>.svg, or "
+                          "put {dataset} in the name)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  install_logging(verbose, quiet);
+  if (compression->parsed()) return run_bench_compression(args);
+  std::fputs(app.help().c_str(), stderr);
+  return kExitUsage;
+}
