@@ -178,8 +178,17 @@ Result<std::vector<int>> parse_pca_levels(std::string_view list) {
   return out;
 }
 
-bool needs_stored_norm(const CodeVariant& variant, Metric search_metric) {
-  return !variant.hamming && (search_metric == Metric::kL2 || search_metric == Metric::kCos);
+Metric code_scoring_metric(const CodeVariant& variant, Metric search_metric, bool unit_rows) {
+  if (variant.hamming) return Metric::kHamming;
+  // Unit rows: L2 to the binary reconstruction orders neighbours like cosine does and, unlike the
+  // inner product, is not biased by the reconstruction's norm; b1 needs no stored norm for it.
+  if (variant.codec.kind == CodeKind::kB1 && unit_rows) return Metric::kL2;
+  return search_metric;
+}
+
+bool needs_stored_norm(const CodeVariant& variant, Metric scoring_metric) {
+  if (scoring_metric == Metric::kCos) return true;
+  return scoring_metric == Metric::kL2 && variant.codec.kind != CodeKind::kB1;
 }
 
 Result<SweepReport> run_compression_sweep(const Dataset& dataset, const SweepOptions& options) {
@@ -320,8 +329,8 @@ Result<SweepReport> run_compression_sweep(const Dataset& dataset, const SweepOpt
       const std::string what = fmt::format("{} pca {}", variant.name, pca_label(pct));
       auto codec = kernels::Codec::train(variant.codec, train_v);
       if (!codec.is_ok()) return with_context(codec.status(), what + ": train");
-      const bool norms_needed = needs_stored_norm(variant, metric);
-      const Metric scoring = variant.hamming ? Metric::kHamming : metric;
+      const Metric scoring = code_scoring_metric(variant, metric, dataset.metric == Metric::kCos);
+      const bool norms_needed = needs_stored_norm(variant, scoring);
 
       std::vector<std::uint8_t> codes(n * codec->code_size());
       std::vector<float> norms(norms_needed ? n : 0);

@@ -117,7 +117,11 @@ struct SweepReport {
 /// Run the sweep on one data set. Errors from the kernels are returned with the configuration named.
 Result<SweepReport> run_compression_sweep(const Dataset& dataset, const SweepOptions& options);
 
-/// True when scoring `variant` with `metric` needs a stored squared norm per row.
-bool needs_stored_norm(const CodeVariant& variant, Metric search_metric);
+/// The metric the codes of `variant` are scanned with: Hamming for the hamming variant; L2 for other
+/// b1 codes of unit-normalised (cosine) data; otherwise `search_metric`.
+Metric code_scoring_metric(const CodeVariant& variant, Metric search_metric, bool unit_rows);
+
+/// True when scanning `variant` with `scoring_metric` needs a stored squared norm per row.
+bool needs_stored_norm(const CodeVariant& variant, Metric scoring_metric);
 
 }  // namespace vecstash::bench

@@ -21,6 +21,15 @@ constexpr std::size_t kMaxDim = 1u << 16;
 bool is_fp8(CodeKind k) { return k == CodeKind::kE4M3 || k == CodeKind::kE5M2; }
 
 std::string dim_str(std::size_t d) { return std::to_string(d); }
+
+std::vector<float> column_means(MatrixView<const float> sample) {
+  std::vector<double> mean(sample.cols, 0.0);
+  for (std::size_t i = 0; i < sample.rows; ++i)
+    for (std::size_t j = 0; j < sample.cols; ++j) mean[j] += sample.row(i)[j];
+  std::vector<float> out(sample.cols);
+  for (std::size_t j = 0; j < sample.cols; ++j) out[j] = static_cast<float>(mean[j] / static_cast<double>(sample.rows));
+  return out;
+}
 }  // namespace
 
 std::size_t code_size(CodeKind kind, ScaleMode mode, std::size_t dim) noexcept {
@@ -73,7 +82,8 @@ Result<Codec> Codec::train(const CodecOptions& options, MatrixView<const float> 
   p.dim = static_cast<std::uint32_t>(d);
   p.scale_mode = is_fp8(options.kind) ? options.scale : ScaleMode::kNone;
   const std::size_t n = sample.rows;
-  const bool needs_stats = options.kind == CodeKind::kI8 || options.kind == CodeKind::kB1 ||
+  const bool fp8_centred = is_fp8(options.kind) && p.scale_mode != ScaleMode::kNone && options.fp8_center;
+  const bool needs_stats = options.kind == CodeKind::kI8 || options.kind == CodeKind::kB1 || fp8_centred ||
                            (is_fp8(options.kind) && p.scale_mode == ScaleMode::kPerDim);
   if (needs_stats && n == 0)
     return Status::invalid_argument(std::string("codec training: kind ") + std::string(to_string(options.kind)) +
@@ -81,10 +91,14 @@ Result<Codec> Codec::train(const CodecOptions& options, MatrixView<const float> 
   if (options.kind == CodeKind::kI8 && !(options.int8_clip_percent >= 0.0 && options.int8_clip_percent < 10.0))
     return Status::invalid_argument("codec training: int8 clip percentile must be in [0, 10)");
 
+  if (fp8_centred) p.offset = column_means(sample);
   if (is_fp8(options.kind) && p.scale_mode == ScaleMode::kPerDim) {
     p.scale.assign(d, 0.0f);
     for (std::size_t i = 0; i < n; ++i)
-      for (std::size_t j = 0; j < d; ++j) p.scale[j] = std::max(p.scale[j], std::fabs(sample.row(i)[j]));
+      for (std::size_t j = 0; j < d; ++j) {
+        const float y = p.offset.empty() ? sample.row(i)[j] : sample.row(i)[j] - p.offset[j];
+        p.scale[j] = std::max(p.scale[j], std::fabs(y));
+      }
     const float m = fp8_max(options.kind);
     for (auto& s : p.scale) s = s > 0.0f ? s / m : 1.0f;
   } else if (options.kind == CodeKind::kI8) {
@@ -112,18 +126,12 @@ Result<Codec> Codec::train(const CodecOptions& options, MatrixView<const float> 
       p.offset[j] = hi > lo ? lo + 128.0f * step : lo;
     }
   } else if (options.kind == CodeKind::kB1) {
-    std::vector<double> mean(d, 0.0), dev(d, 0.0);
+    p.offset = column_means(sample);
+    std::vector<double> dev(d, 0.0);
     for (std::size_t i = 0; i < n; ++i)
-      for (std::size_t j = 0; j < d; ++j) mean[j] += sample.row(i)[j];
-    for (auto& m : mean) m /= static_cast<double>(n);
-    for (std::size_t i = 0; i < n; ++i)
-      for (std::size_t j = 0; j < d; ++j) dev[j] += std::fabs(sample.row(i)[j] - mean[j]);
-    p.offset.resize(d);
+      for (std::size_t j = 0; j < d; ++j) dev[j] += std::fabs(sample.row(i)[j] - p.offset[j]);
     p.scale.resize(d);
-    for (std::size_t j = 0; j < d; ++j) {
-      p.offset[j] = static_cast<float>(mean[j]);
-      p.scale[j] = static_cast<float>(dev[j] / static_cast<double>(n));
-    }
+    for (std::size_t j = 0; j < d; ++j) p.scale[j] = static_cast<float>(dev[j] / static_cast<double>(n));
   }
   return from_params(std::move(p));
 }
@@ -137,6 +145,9 @@ Result<Codec> Codec::from_params(CodecParams p) {
   std::size_t want_scale = 0, want_offset = 0;
   if (is_fp8(p.kind) && p.scale_mode == ScaleMode::kPerDim) want_scale = p.dim;
   if (p.kind == CodeKind::kI8 || p.kind == CodeKind::kB1) want_scale = want_offset = p.dim;
+  // Scaled float8 may be centred (offset = mean) or not.
+  const bool optional_offset = is_fp8(p.kind) && p.scale_mode != ScaleMode::kNone && p.offset.size() == p.dim;
+  if (optional_offset) want_offset = p.dim;
   if (p.scale.size() != want_scale || p.offset.size() != want_offset)
     return bad("expected " + dim_str(want_scale) + " scales and " + dim_str(want_offset) + " offsets for kind " +
                std::string(to_string(p.kind)));

@@ -26,7 +26,9 @@ Status validate_search(const Codec& codec, MatrixView<const float> queries, cons
   if (params.metric == Metric::kHamming && codec.kind() != CodeKind::kB1)
     return Status::invalid_argument("search: the hamming metric needs binary (b1) codes");
   if (codes.rows > 0 && codes.codes == nullptr) return Status::invalid_argument("search: null codes");
-  if (codes.rows > 0 && (params.metric == Metric::kL2 || params.metric == Metric::kCos) && codes.sq_norms == nullptr)
+  const bool needs_norms =
+      params.metric == Metric::kCos || (params.metric == Metric::kL2 && codec.kind() != CodeKind::kB1);
+  if (codes.rows > 0 && needs_norms && codes.sq_norms == nullptr)
     return Status::invalid_argument(std::string("search: metric ") + std::string(to_string(params.metric)) +
                                     " needs the squared norms of the codes");
   return Status::ok();
@@ -41,6 +43,7 @@ constexpr std::size_t kTileRows = 32;    // rows decoded per tile (32 x ld float
 /// A query prepared for one codec and metric (see codec.h for the scoring identity).
 struct PreparedQuery {
   float c0 = 0, qq = 0, qn = 0, qsum = 0;
+  float l2c = 0;                      // b1 with L2: ||q - mean||^2 + sum_j scale_j^2
   std::vector<float> lut;             // b1 asymmetric: (dim+7)/8 tables of 256 partial sums
   std::vector<std::uint64_t> bits;    // b1 hamming: the binarised query
 };
@@ -74,6 +77,11 @@ class Scorer {
     const std::uint8_t* c = codes.codes + r0 * cs_;
     if (p_.kind == CodeKind::kB1) {
       for (std::size_t i = 0; i < g.count; ++i) score_binary(g.prep[i], c, rows, out + i * rows);
+      if (metric_ == Metric::kL2) {
+        for (std::size_t i = 0; i < g.count; ++i)
+          for (std::size_t r = 0; r < rows; ++r) out[i * rows + r] = g.prep[i].l2c - 2.0f * out[i * rows + r];
+        return;
+      }
     } else {
       t_.decode_tile(p_.kind, c, cs_, rows, dim_, ld_, tile);
       t_.dot_block(g.q.data(), g.count, tile, rows, ld_, out);
@@ -112,6 +120,21 @@ class Scorer {
         if (query[j] > p_.offset[j]) pq->bits[j / 64] |= std::uint64_t{1} << (j % 64);
       return;
     }
+    // L2 to a binary reconstruction needs no stored norm: with x_hat = mean + scale * b (b = +-1),
+    // ||q - x_hat||^2 = ||q - mean||^2 + sum_j scale_j^2 - 2 sum_j (q_j - mean_j) scale_j b_j.
+    std::vector<float> centred;
+    const float* w = qs;
+    if (metric_ == Metric::kL2) {
+      centred.resize(dim_);
+      double l2c = 0;
+      for (std::size_t j = 0; j < dim_; ++j) {
+        const double qc = static_cast<double>(query[j]) - p_.offset[j];
+        l2c += qc * qc + static_cast<double>(p_.scale[j]) * p_.scale[j];
+        centred[j] = static_cast<float>(qc) * p_.scale[j];
+      }
+      pq->l2c = static_cast<float>(l2c);
+      w = centred.data();
+    }
     const std::size_t nbytes = (dim_ + 7) / 8;
     pq->lut.assign(nbytes * 256, 0.0f);
     double qsum = 0;
@@ -119,10 +142,10 @@ class Scorer {
       float* t = pq->lut.data() + b * 256;
       for (unsigned v = 1; v < 256; ++v) {
         const std::size_t j = 8 * b + static_cast<std::size_t>(std::countr_zero(v));
-        t[v] = t[v & (v - 1)] + (j < dim_ ? qs[j] : 0.0f);
+        t[v] = t[v & (v - 1)] + (j < dim_ ? w[j] : 0.0f);
       }
     }
-    for (std::size_t j = 0; j < dim_; ++j) qsum += qs[j];
+    for (std::size_t j = 0; j < dim_; ++j) qsum += w[j];
     pq->qsum = static_cast<float>(qsum);
   }
 

@@ -73,10 +73,13 @@ TEST_P(CodecRoundTrip, ErrorWithinBoundAndNormsMatch) {
   ASSERT_TRUE(c.decode(codes, back.mut()).is_ok());
   const auto& p = c.params();
   for (std::size_t i = 0; i < data.rows; ++i) {
+    // Scaled float8 is centred: the bound applies to y = x - offset.
+    const bool centred = km.kind != CodeKind::kI8 && km.kind != CodeKind::kB1 && !p.offset.empty();
     double row_scale = 1.0;
     if (km.mode == ScaleMode::kPerVector) {
       float m = 0;
-      for (std::size_t j = 0; j < dim; ++j) m = std::max(m, std::fabs(data.row(i)[j]));
+      for (std::size_t j = 0; j < dim; ++j)
+        m = std::max(m, std::fabs(data.row(i)[j] - (centred ? p.offset[j] : 0.0f)));
       row_scale = m / fp8_max(km.kind);
     }
     double sq = 0;
@@ -89,7 +92,8 @@ TEST_P(CodecRoundTrip, ErrorWithinBoundAndNormsMatch) {
         continue;
       }
       const double s = km.mode == ScaleMode::kPerDim ? p.scale[j] : row_scale;
-      ASSERT_LE(std::fabs(double(x) - y), bound(c, x, j, s)) << name_of(km) << " row " << i << " dim " << j << " x=" << x;
+      const float xc = centred ? x - p.offset[j] : x;
+      ASSERT_LE(std::fabs(double(x) - y), bound(c, xc, j, s) + (centred ? 1e-6 * std::fabs(x) : 0.0)) << name_of(km) << " row " << i << " dim " << j << " x=" << x;
     }
     ASSERT_NEAR(norms[i], sq, 1e-5 * sq + 1e-6) << i;
   }
@@ -121,6 +125,29 @@ TEST(Codec, PlainFp8CastSaturatesInsteadOfOverflowing) {
   EXPECT_EQ(back.data[0], 448.0f);
   EXPECT_EQ(back.data[1], -448.0f);
   EXPECT_EQ(back.data[2], 0.5f);
+}
+
+TEST(Codec, ScaledFloat8IsCentredByDefault) {
+  const Matrix m = testing::anisotropic(100, 6, 3);
+  for (ScaleMode mode : {ScaleMode::kPerVector, ScaleMode::kPerDim}) {
+    CodecOptions o;
+    o.kind = CodeKind::kE4M3;
+    o.scale = mode;
+    auto centred = Codec::train(o, m.view());
+    ASSERT_TRUE(centred.is_ok());
+    ASSERT_EQ(centred->params().offset.size(), 6u);
+    double mean0 = 0;
+    for (std::size_t i = 0; i < m.rows; ++i) mean0 += m.row(i)[0];
+    EXPECT_NEAR(centred->params().offset[0], mean0 / m.rows, 1e-5);
+    o.fp8_center = false;
+    auto plain = Codec::train(o, m.view());
+    ASSERT_TRUE(plain.is_ok());
+    EXPECT_TRUE(plain->params().offset.empty());
+  }
+  CodecOptions none;
+  none.kind = CodeKind::kE5M2;
+  none.scale = ScaleMode::kNone;
+  EXPECT_TRUE(Codec::train(none, m.view())->params().offset.empty());  // the plain cast has no parameters
 }
 
 TEST(Codec, Int8PercentileClippingNarrowsTheRange) {

@@ -10,9 +10,12 @@
 // Exact encode rules (every backend must produce bit-identical codes; inv_* are float32 values
 // computed once as 1.0f / scale, and no operation is fused into an FMA):
 //   f32: the float itself.   f16 / bf16: numeric::float_to_f16 / float_to_bf16 of x.
-//   e4m3 / e5m2, scale none:       c = fp8(x)
-//                scale per-dim:    c = fp8(x * inv_scale[j]),  scale[j] = max|x_j| / fp8_max (1 if 0)
-//                scale per-vector: s_row = max_j |x_j| / fp8_max (1 if 0), c = fp8(x * (1.0f / s_row)),
+//   e4m3 / e5m2, scale none:       c = fp8(x)                       (the plain cast; no parameters)
+//                with scale per-dim or per-vector, y = x - offset[j] when an offset is present
+//                (fp8_center: offset = sample mean), else y = x;
+//                scale per-dim:    c = fp8(y * inv_scale[j]),  scale[j] = max|y_j| / fp8_max over the
+//                                  sample (1 if 0);
+//                scale per-vector: s_row = max_j |y_j| / fp8_max (1 if 0), c = fp8(y * (1.0f / s_row)),
 //                                  s_row stored as little-endian float32 right after the dim code bytes.
 //   i8:   c = clamp(rint((x - offset[j]) * inv_scale[j]), -128, 127) as int8,
 //         scale[j] = (hi_j - lo_j) / 255 (1 if 0), offset[j] = lo_j + 128 * scale[j],
@@ -43,6 +46,10 @@ struct CodecOptions {
   CodeKind kind = CodeKind::kF32;
   /// float8 kinds only. Default kPerDim: on the benchmark data it is never worse than the plain cast.
   ScaleMode scale = ScaleMode::kPerDim;
+  /// float8 with kPerVector or kPerDim: subtract the per-dimension mean of the sample before scaling
+  /// (stored as the offset). Embeddings often share a large common component; centring spends the
+  /// few float8 mantissa bits on what tells rows apart. Scores are unaffected (q . offset is added back).
+  bool fp8_center = true;
   /// int8 only: clip each dimension at this lower/upper percentile of the sample (0 = min/max).
   /// E.g. 0.1 clips at the 0.1th and 99.9th percentiles. Range [0, 10).
   double int8_clip_percent = 0.0;

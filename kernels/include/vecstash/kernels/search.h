@@ -22,8 +22,8 @@ namespace vecstash::kernels {
 struct CodeView {
   const std::uint8_t* codes = nullptr;
   std::size_t rows = 0;
-  /// ||x_hat||^2 per row (from Codec::encode or Codec::squared_norms). Required for kL2 and kCos;
-  /// may be null for kIp and kHamming.
+  /// ||x_hat||^2 per row (from Codec::encode or Codec::squared_norms). Required for kCos, and for kL2
+  /// except with b1 codes (whose reconstruction norm follows from the code); may be null otherwise.
   const float* sq_norms = nullptr;
 };
 
