@@ -200,7 +200,7 @@ TEST(Sweep, L2RowsAndInvariants) {
   EXPECT_FALSE(f32.ndcg.has_value());
   EXPECT_EQ(r->rows[1].bytes_per_vector, 16u + 4);  // e4m3, per-dim scale: no per-row bytes
   EXPECT_EQ(r->rows[2].bytes_per_vector, 16u + 4);  // i8
-  EXPECT_EQ(r->rows[3].bytes_per_vector, 8u + 4);   // b1: one 64-bit word + norm
+  EXPECT_EQ(r->rows[3].bytes_per_vector, 8u);       // b1: one 64-bit word; its L2 needs no stored norm
   EXPECT_EQ(r->rows[4].bytes_per_vector, 8u);       // b1 hamming: no norm
   // PCA at 100%: every dimension kept (centred and rotated), so float32 search is still exact.
   const SweepRow& full = r->rows[5];
