@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <numeric>
 #include <utility>
@@ -108,12 +109,14 @@ std::vector<std::size_t> sample_indices(std::size_t n, std::size_t count, std::u
 std::vector<std::string> named_datasets() {
   std::vector<std::string> out;
   for (const auto& n : kNamed) out.emplace_back(n.name);
+  out.emplace_back("synthetic");
   return out;
 }
 
 std::vector<std::string> standard_datasets() { return {"sift10k", "glove100k", "scifact-glove", "minilm_fiori"}; }
 
 std::string describe_dataset(std::string_view name) {
+  if (name == "synthetic") return "generated (needs no files): 20,000 x 128 embedding-like rows, 200 queries, cosine";
   const NamedFiles* n = find_named(name);
   return n ? n->description : "";
 }
@@ -253,7 +256,43 @@ Result<Dataset> load_beir_embeddings(const std::filesystem::path& folder, const 
   return ds;
 }
 
+Dataset make_synthetic_dataset(std::size_t rows, std::size_t dim, std::size_t queries, std::uint64_t seed) {
+  // Embedding-like data: a shared mean direction, 64 clusters, per-dimension spreads; queries are
+  // perturbed base rows. A portable generator (splitmix64 + Box-Muller) keeps it identical everywhere.
+  std::uint64_t state = seed;
+  auto uniform = [&] { return (static_cast<double>(splitmix64(state) >> 11) + 0.5) * 0x1.0p-53; };
+  auto normal = [&] { return std::sqrt(-2.0 * std::log(uniform())) * std::cos(6.283185307179586 * uniform()); };
+  constexpr std::size_t kClusters = 64;
+  std::vector<double> mean(dim), spread(dim), centres(kClusters * dim);
+  for (std::size_t j = 0; j < dim; ++j) {
+    mean[j] = 0.3 * normal();
+    spread[j] = 0.05 + 0.3 * uniform();
+  }
+  for (auto& c : centres) c = 0.5 * normal();
+  Dataset ds;
+  ds.name = "synthetic";
+  ds.metric = Metric::kCos;
+  ds.base = FloatMatrix(rows, dim);
+  for (std::size_t i = 0; i < rows; ++i) {
+    const double* c = centres.data() + (splitmix64(state) % kClusters) * dim;
+    for (std::size_t j = 0; j < dim; ++j)
+      ds.base.row(i)[j] = static_cast<float>(mean[j] + c[j] * spread[j] * 3.0 + spread[j] * normal());
+  }
+  ds.queries = FloatMatrix(queries, dim);
+  for (std::size_t q = 0; q < queries; ++q) {
+    const float* src = ds.base.row(splitmix64(state) % rows);
+    for (std::size_t j = 0; j < dim; ++j) ds.queries.row(q)[j] = static_cast<float>(src[j] + 0.5 * spread[j] * normal());
+  }
+  ds.notes.push_back(fmt::format("generated: {} x {} embedding-like rows in 64 clusters, {} perturbed rows as "
+                                 "queries, seed {}; ground truth = exact search",
+                                 rows, dim, queries, seed));
+  return ds;
+}
+
 Result<Dataset> load_named_dataset(std::string_view name, const DatasetOptions& options) {
+  if (name == "synthetic") {
+    return make_synthetic_dataset(20000, 128, options.max_queries ? options.max_queries : 200, options.seed);
+  }
   const NamedFiles* n = find_named(name);
   if (n == nullptr) {
     return Status::invalid_argument(

@@ -65,7 +65,10 @@ std::vector<std::string> standard_datasets();
 /// One line describing a named set (metric, sizes, ground truth), for --help.
 std::string describe_dataset(std::string_view name);
 
-/// Load a named set from options.data_root. Unknown name: InvalidArgument listing the known names;
+/// A generated, embedding-like set (cosine) for machines without ../shared/data. Deterministic for a seed.
+Dataset make_synthetic_dataset(std::size_t rows, std::size_t dim, std::size_t queries, std::uint64_t seed);
+
+/// Load a named set from options.data_root ("synthetic" is generated and needs no files). Unknown name: InvalidArgument listing the known names;
 /// a missing file: NotFound naming it.
 Result<Dataset> load_named_dataset(std::string_view name, const DatasetOptions& options);
 
