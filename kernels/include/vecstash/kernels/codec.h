@@ -44,8 +44,9 @@ namespace vecstash::kernels {
 /// Options for Codec::train. Defaults are the recommended settings (see docs/BENCHMARKS.md).
 struct CodecOptions {
   CodeKind kind = CodeKind::kF32;
-  /// float8 kinds only. Default kPerVector (centred): in docs/BENCHMARKS.md it beats the plain cast on
-  /// every data set and PCA level, for +4 bytes per vector; kPerDim keeps exactly dim bytes.
+  /// float8 kinds only. Default kPerVector (centred): in docs/BENCHMARKS.md it is at least as good as
+  /// the plain cast on all four data sets without PCA and at PCA 100% (one within-noise exception at
+  /// PCA 25%), for +4 bytes per vector; kPerDim keeps exactly dim bytes.
   ScaleMode scale = ScaleMode::kPerVector;
   /// float8 with kPerVector or kPerDim: subtract the per-dimension mean of the sample before scaling
   /// (stored as the offset). Embeddings often share a large common component; centring spends the
