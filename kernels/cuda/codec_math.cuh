@@ -26,18 +26,28 @@ struct CodecArgs {
   bool per_dim = false;     ///< float8 with ScaleMode::kPerDim
 };
 
-constexpr bool is_fp8(CodeKind k) noexcept { return k == CodeKind::kE4M3 || k == CodeKind::kE5M2; }
+#if defined(__CUDACC__)
+#define VECSTASH_CONSTEXPR_HD __host__ __device__ constexpr
+#else
+#define VECSTASH_CONSTEXPR_HD constexpr
+#endif
+
+VECSTASH_CONSTEXPR_HD bool is_fp8(CodeKind k) noexcept { return k == CodeKind::kE4M3 || k == CodeKind::kE5M2; }
 
 /// Bits per stored element of a kind.
-constexpr unsigned element_bits(CodeKind k) noexcept {
+VECSTASH_CONSTEXPR_HD unsigned element_bits(CodeKind k) noexcept {
   switch (k) {
-    case CodeKind::kF32: return 32;
+    case CodeKind::kF32:
+      return 32;
     case CodeKind::kF16:
-    case CodeKind::kBF16: return 16;
+    case CodeKind::kBF16:
+      return 16;
     case CodeKind::kE4M3:
     case CodeKind::kE5M2:
-    case CodeKind::kI8: return 8;
-    case CodeKind::kB1: return 1;
+    case CodeKind::kI8:
+      return 8;
+    case CodeKind::kB1:
+      return 1;
   }
   return 8;
 }

@@ -51,6 +51,7 @@ class CudaContext final : public GpuContext {
   // encode/decode/upload/PCA scratch (grow-only)
   DeviceBuffer scratch_;
   DeviceBuffer codec_params_;
+  DeviceBuffer solver_ws_;  // cuSOLVER workspace of the PCA fit
 
   // The uploaded collection (upload_codes).
   bool uploaded_ = false;

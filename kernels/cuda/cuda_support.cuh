@@ -24,27 +24,26 @@ Status cusolver_error(cusolverStatus_t st, const char* what);
 }  // namespace vecstash::kernels::cuda
 
 /// Return a Status from the enclosing function when a CUDA runtime call fails.
-#define VECSTASH_CUDA_TRY(expr)                                                      \
-  do {                                                                               \
-    const cudaError_t vecstash_cuda_err_ = (expr);                                   \
-    if (vecstash_cuda_err_ != cudaSuccess)                                           \
-      return ::vecstash::kernels::cuda::cuda_error(vecstash_cuda_err_, #expr);       \
+#define VECSTASH_CUDA_TRY(expr)                                                                                     \
+  do {                                                                                                              \
+    const cudaError_t vecstash_cuda_err_ = (expr);                                                                  \
+    if (vecstash_cuda_err_ != cudaSuccess) return ::vecstash::kernels::cuda::cuda_error(vecstash_cuda_err_, #expr); \
   } while (0)
 
 /// After a kernel launch: configuration errors are reported by cudaGetLastError().
 #define VECSTASH_CUDA_CHECK_LAUNCH() VECSTASH_CUDA_TRY(cudaGetLastError())
 
-#define VECSTASH_CUBLAS_TRY(expr)                                                    \
-  do {                                                                               \
-    const cublasStatus_t vecstash_cublas_st_ = (expr);                               \
-    if (vecstash_cublas_st_ != CUBLAS_STATUS_SUCCESS)                                \
-      return ::vecstash::kernels::cuda::cublas_error(vecstash_cublas_st_, #expr);    \
+#define VECSTASH_CUBLAS_TRY(expr)                                                 \
+  do {                                                                            \
+    const cublasStatus_t vecstash_cublas_st_ = (expr);                            \
+    if (vecstash_cublas_st_ != CUBLAS_STATUS_SUCCESS)                             \
+      return ::vecstash::kernels::cuda::cublas_error(vecstash_cublas_st_, #expr); \
   } while (0)
 
-#define VECSTASH_CUSOLVER_TRY(expr)                                                  \
-  do {                                                                               \
-    const cusolverStatus_t vecstash_cusolver_st_ = (expr);                           \
-    if (vecstash_cusolver_st_ != CUSOLVER_STATUS_SUCCESS)                            \
+#define VECSTASH_CUSOLVER_TRY(expr)                                                   \
+  do {                                                                                \
+    const cusolverStatus_t vecstash_cusolver_st_ = (expr);                            \
+    if (vecstash_cusolver_st_ != CUSOLVER_STATUS_SUCCESS)                             \
       return ::vecstash::kernels::cuda::cusolver_error(vecstash_cusolver_st_, #expr); \
   } while (0)
 

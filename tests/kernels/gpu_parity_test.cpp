@@ -2,8 +2,6 @@
 // present (or the build has no CUDA backend). The contract checked is the one stated in gpu.h:
 // codes and decoded values bit-identical, squared norms within 1e-5 relative, search scores within
 // tolerance with the same ids except near-ties (ties ordered by row), PCA in the same subspace.
-#include "vecstash/kernels/gpu.h"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -17,6 +15,7 @@
 #include <vector>
 
 #include "testing/random_data.h"
+#include "vecstash/kernels/gpu.h"
 
 namespace vecstash::kernels {
 namespace {
@@ -32,19 +31,21 @@ GpuContext* shared_context(std::string* why) {
   if (!tried) {
     tried = true;
     auto r = GpuContext::create(0);
-    if (r.is_ok()) ctx = std::move(r).value().release();
-    else error = r.status().to_string();
+    if (r.is_ok())
+      ctx = std::move(r).value().release();
+    else
+      error = r.status().to_string();
   }
   *why = error;
   return ctx;
 }
 
-#define REQUIRE_GPU(gpu)                                                                       \
-  if (!gpu_available()) {                                                                      \
-    GTEST_SKIP() << "no CUDA device: " << gpu_description();                                   \
-  }                                                                                            \
-  std::string gpu##_why;                                                                       \
-  GpuContext* gpu = shared_context(&gpu##_why);                                                \
+#define REQUIRE_GPU(gpu)                                     \
+  if (!gpu_available()) {                                    \
+    GTEST_SKIP() << "no CUDA device: " << gpu_description(); \
+  }                                                          \
+  std::string gpu##_why;                                     \
+  GpuContext* gpu = shared_context(&gpu##_why);              \
   ASSERT_NE(gpu, nullptr) << "GpuContext::create failed although a device is present: " << gpu##_why
 
 struct KindMode {
@@ -242,8 +243,10 @@ Tolerance tolerance_for(Metric metric, const Matrix& queries, const Collection& 
     for (std::size_t j = 0; j < queries.cols; ++j) qn += double(queries.row(q)[j]) * queries.row(q)[j];
     qn = std::sqrt(qn);
     double a = 1e-4;
-    if (metric == Metric::kHamming) a = 0.0;
-    else if (metric != Metric::kCos) a += 1e-5 * qn * max_norm;
+    if (metric == Metric::kHamming)
+      a = 0.0;
+    else if (metric != Metric::kCos)
+      a += 1e-5 * qn * max_norm;
     t.per_query.push_back(a);
   }
   if (metric == Metric::kHamming) t.relative = 0.0;
@@ -338,9 +341,9 @@ TEST_P(GpuSearchParity, TopKMatchesCpu) {
         TopK got;
         const Status st = gpu->search(qview, p, &got);
         ASSERT_TRUE(st.is_ok()) << st.to_string();
-        expect_same_topk(cpu, got, exact, n, sc.metric, tol,
-                         name_of(sc) + " k=" + std::to_string(k) + " n=" + std::to_string(n) +
-                             " tile=" + std::to_string(tile));
+        expect_same_topk(
+            cpu, got, exact, n, sc.metric, tol,
+            name_of(sc) + " k=" + std::to_string(k) + " n=" + std::to_string(n) + " tile=" + std::to_string(tile));
         if (HasFatalFailure()) return;
       }
     }
@@ -387,6 +390,56 @@ TEST(GpuSearch, LargeKAndOtherDimensions) {
     }
   }
   gpu->set_tile_rows(0);
+}
+
+// Small enough to run under compute-sanitizer (memcheck, racecheck, synccheck) in gpu-check.sh:
+// every kernel (encode, decode, repack, prepare, score/top-k for each kind, merge, finalize) runs.
+TEST(GpuSmoke, EveryKindSmall) {
+  REQUIRE_GPU(gpu);
+  const std::vector<SearchCase> cases = {
+      {{CodeKind::kF32, ScaleMode::kNone}, Metric::kL2},    {{CodeKind::kF16, ScaleMode::kNone}, Metric::kIp},
+      {{CodeKind::kBF16, ScaleMode::kNone}, Metric::kCos},  {{CodeKind::kE4M3, ScaleMode::kPerVector}, Metric::kIp},
+      {{CodeKind::kE5M2, ScaleMode::kPerDim}, Metric::kL2}, {{CodeKind::kI8, ScaleMode::kNone}, Metric::kCos},
+      {{CodeKind::kB1, ScaleMode::kNone}, Metric::kIp},     {{CodeKind::kB1, ScaleMode::kNone}, Metric::kHamming}};
+  constexpr std::size_t kRows = 1500, kDim = 33;
+  for (const SearchCase& sc : cases) {
+    const Matrix base = base_rows(kRows, kDim, 5);
+    const Collection col = make_collection(sc.km, base);
+    std::vector<std::uint8_t> codes(col.codes.size());
+    std::vector<float> norms(kRows);
+    ASSERT_TRUE(gpu->encode(col.codec, base.view(), codes, norms).is_ok());
+    ASSERT_TRUE(codes == col.codes) << name_of(sc);
+    Matrix back(kRows, kDim);
+    ASSERT_TRUE(gpu->decode(col.codec, codes, back.mut()).is_ok());
+    const Matrix queries = queries_for(11, kDim, 6);
+    Matrix exact(queries.rows, kRows);
+    ASSERT_TRUE(score_all_cpu(col.codec, queries.view(), col.view(kRows), sc.metric, exact.mut()).is_ok());
+    const Tolerance tol = tolerance_for(sc.metric, queries, col);
+    ASSERT_TRUE(gpu->upload_codes(col.codec, col.view(kRows)).is_ok());
+    for (std::size_t k : {3, 300}) {
+      SearchParams p;
+      p.metric = sc.metric;
+      p.k = k;
+      TopK cpu;
+      ASSERT_TRUE(search_cpu(col.codec, queries.view(), col.view(kRows), p, &cpu).is_ok());
+      for (std::size_t tile : {0, 100}) {
+        gpu->set_tile_rows(tile);
+        TopK got;
+        ASSERT_TRUE(gpu->search(queries.view(), p, &got).is_ok());
+        expect_same_topk(cpu, got, exact, kRows, sc.metric, tol,
+                         name_of(sc) + " k=" + std::to_string(k) + " tile=" + std::to_string(tile));
+        if (HasFatalFailure()) return;
+      }
+    }
+  }
+  gpu->set_tile_rows(0);
+  PcaOptions o;
+  o.components = 3;
+  const Matrix sample = testing::planted_low_rank(500, 20, {4, 3, 2}, 0.05f, 7);
+  auto pca = gpu->pca_fit(sample.view(), o);
+  ASSERT_TRUE(pca.is_ok()) << pca.status().to_string();
+  Matrix y(sample.rows, 3);
+  ASSERT_TRUE(gpu->pca_transform(*pca, sample.view(), y.mut(), true).is_ok());
 }
 
 TEST(GpuSearch, RejectsBadInputWithStatus) {
@@ -538,12 +591,11 @@ TEST_P(GpuPcaParity, FitAndTransformMatchCpu) {
   EXPECT_EQ(gpu->pca_transform(Pca(), rows.view(), wrong.mut(), true).code(), StatusCode::kFailedPrecondition);
 }
 
-INSTANTIATE_TEST_SUITE_P(Dims, GpuPcaParity, ::testing::Values<std::size_t>(1, 7, 97, 384, 1536),
-                         [](const auto& info) {
-                           std::string name = "d";  // (not "d" + ...: GCC 12 -Wrestrict false positive)
-                           name += std::to_string(info.param);
-                           return name;
-                         });
+INSTANTIATE_TEST_SUITE_P(Dims, GpuPcaParity, ::testing::Values<std::size_t>(1, 7, 97, 384, 1536), [](const auto& info) {
+  std::string name = "d";  // (not "d" + ...: GCC 12 -Wrestrict false positive)
+  name += std::to_string(info.param);
+  return name;
+});
 
 // Runs everywhere: without a device the backend reports Unavailable instead of failing.
 TEST(GpuBackend, ReportsUnavailableWithoutADevice) {
