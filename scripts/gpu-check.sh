@@ -69,10 +69,10 @@ print_summary() {
   for line in "${SUMMARY[@]}"; do printf '%s\n' "$line"; done
   printf 'total %ss; ' "$(($(date +%s) - T_START))"
   if [ "$FAILED" -eq 0 ]; then echo "GPU CHECK PASSED"; else echo "GPU CHECK FAILED"; fi
-  # At most 6 files: the device tool returns no more than 8 from $OUT.
+  # At most 7 files: the device tool returns no more than 8 from $OUT.
   if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
     local f
-    for f in build parity unit timing; do
+    for f in build parity unit unit-avx512 timing; do
       [ -f "$LOG_DIR/$f.log" ] && cp "$LOG_DIR/$f.log" "$OUT/"
     done
     cat "$LOG_DIR"/sanitizer-*.log >"$OUT/sanitizers.log" 2>/dev/null || rm -f "$OUT/sanitizers.log"
@@ -201,6 +201,14 @@ if [ "$PARITY_RC" -eq 0 ] && [ "$HAVE_GPU" -eq 1 ] && grep -q "GpuSearchParity.*
 fi
 step "kernels unit tests" 180 "$LOG_DIR/unit.log" \
   bash -c "'$BUILD/tests/kernels_test' --gtest_brief=1 && '$BUILD/tests/common_test' --gtest_brief=1"
+# The GPU machines' host processors usually have AVX-512, which development machines lack: run the
+# CPU kernels once more with the opt-in AVX-512 table (the CpuIsa tests above compare it directly).
+if grep -q avx512vpopcntdq /proc/cpuinfo 2>/dev/null; then
+  step "kernels tests, AVX-512" 180 "$LOG_DIR/unit-avx512.log" \
+    env VECSTASH_ISA=avx512 "$BUILD/tests/kernels_test" --gtest_brief=1
+else
+  SUMMARY+=("$(printf '%-28s %-22s' "kernels tests, AVX-512" "skipped (no AVX-512 VPOPCNTDQ)")")
+fi
 
 # ---- timing -----------------------------------------------------------------------------------
 # shellcheck disable=SC2086

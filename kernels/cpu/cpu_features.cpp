@@ -30,6 +30,7 @@ CpuFeatures detect() noexcept {
     f.avx2 = ymm_os && ((b >> 5) & 1);
     f.avx512f = zmm_os && ((b >> 16) & 1);
     f.avx512bw = zmm_os && ((b >> 30) & 1);
+    f.avx512vl = zmm_os && ((b >> 31) & 1);
     f.avx512vnni = zmm_os && ((c >> 11) & 1);
     f.avx512vpopcntdq = zmm_os && ((c >> 14) & 1);
     f.avx512fp16 = zmm_os && ((d >> 23) & 1);
@@ -38,14 +39,23 @@ CpuFeatures detect() noexcept {
   return f;
 }
 
+bool has_avx2(const CpuFeatures& f) noexcept { return f.avx2 && f.fma && f.f16c && f.popcnt; }
+bool has_avx512(const CpuFeatures& f) noexcept {
+  return has_avx2(f) && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vpopcntdq;
+}
+
 const KernelTable& resolve() noexcept {
-  static const KernelTable generic = make_generic_table();
-  static const KernelTable avx2 = make_avx2_table();
-  const char* forced = std::getenv("VECSTASH_ISA");
-  const auto& f = cpu_features();
-  const bool has_avx2 = f.avx2 && f.fma && f.f16c && f.popcnt;
-  const KernelTable* chosen = &generic;
-  if (has_avx2 && !(forced && std::string(forced) == "generic")) chosen = &avx2;
+  const std::string forced = std::getenv("VECSTASH_ISA") ? std::getenv("VECSTASH_ISA") : "";
+  const KernelTable* chosen = kernels_for("generic");
+  if (forced != "generic" && kernels_for("avx2")) chosen = kernels_for("avx2");
+  if (forced == "avx512") {
+    if (const KernelTable* t = kernels_for("avx512")) {
+      chosen = t;
+    } else {
+      log(LogLevel::kWarn, "VECSTASH_ISA=avx512: this processor lacks AVX-512 F/BW/VL/VPOPCNTDQ; using " +
+                               std::string(chosen->isa));
+    }
+  }
   log(LogLevel::kDebug, std::string("cpu kernels: ") + chosen->isa);
   return *chosen;
 }
@@ -62,11 +72,20 @@ const KernelTable& kernels() noexcept {
 }
 
 const KernelTable* kernels_for(const std::string& isa) noexcept {
-  static const KernelTable generic = make_generic_table();
-  static const KernelTable avx2 = make_avx2_table();
+  // Tables are built only when the processor can run them (their factories may use the ISA).
   const auto& f = cpu_features();
-  if (isa == "generic") return &generic;
-  if (isa == "avx2" && f.avx2 && f.fma && f.f16c && f.popcnt) return &avx2;
+  if (isa == "generic") {
+    static const KernelTable generic = make_generic_table();
+    return &generic;
+  }
+  if (isa == "avx2" && has_avx2(f)) {
+    static const KernelTable avx2 = make_avx2_table();
+    return &avx2;
+  }
+  if (isa == "avx512" && has_avx512(f)) {
+    static const KernelTable avx512 = make_avx512_table();
+    return &avx512;
+  }
   return nullptr;
 }
 

@@ -11,7 +11,7 @@ namespace vecstash::kernels::cpu {
 
 struct CpuFeatures {
   bool avx2 = false, fma = false, f16c = false, popcnt = false;
-  bool avx512f = false, avx512bw = false, avx512vnni = false, avx512vpopcntdq = false, avx512fp16 = false;
+  bool avx512f = false, avx512bw = false, avx512vl = false, avx512vnni = false, avx512vpopcntdq = false, avx512fp16 = false;
 };
 const CpuFeatures& cpu_features() noexcept;
 
@@ -44,13 +44,16 @@ struct KernelTable {
   I8EncodeFn encode_i8 = nullptr;
 };
 
-/// The table for the best ISA this processor supports (VECSTASH_ISA=generic forces the portable one).
+/// The table for the best ISA this processor supports. VECSTASH_ISA=generic forces the portable one;
+/// VECSTASH_ISA=avx512 opts in to the AVX-512 kernels (not chosen by default until validated on
+/// AVX-512 hardware).
 const KernelTable& kernels() noexcept;
-/// Tables by name, for tests that compare ISAs: "generic", "avx2". Null if unsupported here.
+/// Tables by name, for tests that compare ISAs: "generic", "avx2", "avx512". Null if unsupported here.
 const KernelTable* kernels_for(const std::string& isa) noexcept;
 
 // Per-ISA factories (simd_*.cpp).
 KernelTable make_generic_table() noexcept;
 KernelTable make_avx2_table() noexcept;
+KernelTable make_avx512_table() noexcept;  // AVX2 table with AVX-512 overrides
 
 }  // namespace vecstash::kernels::cpu

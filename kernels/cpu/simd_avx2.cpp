@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "cpu/cpu_features.h"
+#include "cpu/dot_block.h"
 #include "vecstash/common/numeric.h"
 
 namespace vecstash::kernels::cpu {
@@ -171,19 +172,16 @@ inline void dot_micro(const float* q, const float* t, std::size_t ld, std::size_
   }
 }
 
+struct Micro {
+  template <int QB, int RB>
+  static void run(const float* q, const float* t, std::size_t ld, std::size_t nrows, float* out) noexcept {
+    dot_micro<QB, RB>(q, t, ld, nrows, out);
+  }
+};
+
 void dot_block(const float* queries, std::size_t nq, const float* tile, std::size_t nrows, std::size_t ld,
                float* out) noexcept {
-  std::size_t q = 0;
-  for (; q + 2 <= nq; q += 2) {
-    std::size_t r = 0;
-    for (; r + 4 <= nrows; r += 4) dot_micro<2, 4>(queries + q * ld, tile + r * ld, ld, nrows, out + q * nrows + r);
-    for (; r < nrows; ++r) dot_micro<2, 1>(queries + q * ld, tile + r * ld, ld, nrows, out + q * nrows + r);
-  }
-  for (; q < nq; ++q) {
-    std::size_t r = 0;
-    for (; r + 4 <= nrows; r += 4) dot_micro<1, 4>(queries + q * ld, tile + r * ld, ld, nrows, out + q * nrows + r);
-    for (; r < nrows; ++r) dot_micro<1, 1>(queries + q * ld, tile + r * ld, ld, nrows, out + q * nrows + r);
-  }
+  blocked_dot<Micro>(queries, nq, tile, nrows, ld, out);
 }
 
 std::uint64_t hamming(const std::uint64_t* a, const std::uint8_t* b, std::size_t words) noexcept {

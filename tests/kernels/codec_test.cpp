@@ -280,3 +280,63 @@ TEST(Codec, Avx2KernelsAgreeWithPortableOnes) {
 
 }  // namespace
 }  // namespace vecstash::kernels
+
+namespace vecstash::kernels {
+namespace {
+
+// Every ISA table this processor supports agrees with the portable one on the block kernels
+// (dot products over tiles, Hamming distances, tile decoding, int8 encode).
+class CpuIsa : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CpuIsa, BlockKernelsAgreeWithPortableOnes) {
+  const auto* generic = cpu::kernels_for("generic");
+  ASSERT_NE(generic, nullptr);
+  const std::string isa = GetParam();
+  const auto* t = cpu::kernels_for(isa);
+  if (t == nullptr) GTEST_SKIP() << "this processor cannot run the " << isa << " kernels";
+  {
+    for (std::size_t dim : {1, 8, 37, 100, 384}) {
+      const std::size_t ld = (dim + 7) / 8 * 8, nq = 5, nr = 11;
+      const testing::Matrix q = testing::gaussian(nq, ld, 3 + dim), tile = testing::gaussian(nr, ld, 4 + dim);
+      std::vector<float> a(nq * nr), b(nq * nr);
+      t->dot_block(q.data.data(), nq, tile.data.data(), nr, ld, a.data());
+      generic->dot_block(q.data.data(), nq, tile.data.data(), nr, ld, b.data());
+      for (std::size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], 1e-4 * (std::fabs(b[i]) + 1)) << isa << " d" << dim;
+
+      const std::size_t words = (dim + 63) / 64;
+      std::vector<std::uint64_t> x(words);
+      std::vector<std::uint8_t> y(8 * words);
+      for (std::size_t w = 0; w < words; ++w) x[w] = 0x9E3779B97F4A7C15ull * (w + dim);
+      for (std::size_t i = 0; i < y.size(); ++i) y[i] = static_cast<std::uint8_t>(i * 37 + dim);
+      ASSERT_EQ(t->hamming(x.data(), y.data(), words), generic->hamming(x.data(), y.data(), words)) << isa;
+
+      const testing::Matrix data = testing::anisotropic(6, dim, dim);
+      for (CodeKind kind : {CodeKind::kF16, CodeKind::kBF16, CodeKind::kE4M3, CodeKind::kE5M2, CodeKind::kI8}) {
+        CodecOptions o;
+        o.kind = kind;
+        auto c = Codec::train(o, data.view());
+        ASSERT_TRUE(c.is_ok());
+        std::vector<std::uint8_t> codes(data.rows * c->code_size());
+        ASSERT_TRUE(c->encode(data.view(), codes).is_ok());
+        std::vector<float> ta(data.rows * ld), tb(data.rows * ld);
+        t->decode_tile(kind, codes.data(), c->code_size(), data.rows, dim, ld, ta.data());
+        generic->decode_tile(kind, codes.data(), c->code_size(), data.rows, dim, ld, tb.data());
+        ASSERT_EQ(ta, tb) << isa << " " << to_string(kind) << " d" << dim;
+      }
+      const auto& p = Codec::train({CodeKind::kI8}, data.view())->params();
+      std::vector<float> inv(dim);
+      for (std::size_t j = 0; j < dim; ++j) inv[j] = 1.0f / p.scale[j];
+      std::vector<std::uint8_t> ea(dim), eb(dim);
+      for (std::size_t i = 0; i < data.rows; ++i) {
+        t->encode_i8(data.row(i), p.offset.data(), inv.data(), ea.data(), dim);
+        generic->encode_i8(data.row(i), p.offset.data(), inv.data(), eb.data(), dim);
+        ASSERT_EQ(ea, eb) << isa << " d" << dim;
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Isas, CpuIsa, ::testing::Values("avx2", "avx512"));
+
+}  // namespace
+}  // namespace vecstash::kernels
