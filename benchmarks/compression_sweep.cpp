@@ -221,6 +221,7 @@ Result<SweepReport> run_compression_sweep(const Dataset& dataset, const SweepOpt
   report.k_large = std::min(std::max(options.k_large, options.k), kernels::kMaxK);
   report.rescore_factor = options.rescore_factor;
   report.threads = options.threads > 0 ? options.threads : static_cast<int>(std::thread::hardware_concurrency());
+  if (options.gpu) report.backend = "gpu: " + kernels::gpu_description();
   report.notes = dataset.notes;
   const Metric metric = report.search_metric;
   const std::size_t n = dataset.base.rows;
@@ -335,15 +336,20 @@ Result<SweepReport> run_compression_sweep(const Dataset& dataset, const SweepOpt
       std::vector<std::uint8_t> codes(n * codec->code_size());
       std::vector<float> norms(norms_needed ? n : 0);
       auto encode_s = fastest_run(options.min_timing_s, [&] {
-        return with_context(codec->encode(base_v, codes, norms, options.threads), what + ": encode");
+        const Status s = options.gpu ? options.gpu->encode(*codec, base_v, codes, norms)
+                                     : codec->encode(base_v, codes, norms, options.threads);
+        return with_context(s, what + ": encode");
       });
       if (!encode_s.is_ok()) return encode_s.status();
       const kernels::CodeView view{codes.data(), n, norms_needed ? norms.data() : nullptr};
+      const kernels::SearchParams search_params{scoring, k_large, options.threads};
+      if (options.gpu) VECSTASH_RETURN_IF_ERROR(with_context(options.gpu->upload_codes(*codec, view), what + ": upload"));
 
       kernels::TopK found;
       auto scan_s = fastest_run(options.min_timing_s, [&] {
-        return with_context(kernels::search_cpu(*codec, queries_v, view, {scoring, k_large, options.threads}, &found),
-                            what + ": search");
+        const Status s = options.gpu ? options.gpu->search(queries_v, search_params, &found)
+                                     : kernels::search_cpu(*codec, queries_v, view, search_params, &found);
+        return with_context(s, what + ": search");
       });
       if (!scan_s.is_ok()) return scan_s.status();
 

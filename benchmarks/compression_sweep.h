@@ -28,6 +28,7 @@
 #include "vecstash/common/status.h"
 #include "vecstash/common/types.h"
 #include "vecstash/kernels/codec.h"
+#include "vecstash/kernels/gpu.h"
 
 namespace vecstash::bench {
 
@@ -65,6 +66,9 @@ struct SweepOptions {
   std::size_t train_sample = 100000;  ///< rows used to fit PCA and train codecs (fixed-seed sample)
   std::uint64_t seed = 42;
   int threads = 0;  ///< kernel threads, 0 = all
+  /// When set, codes are encoded and scanned on this GPU context (the CPU still fits PCA, trains
+  /// codecs, computes ground truth and rescores). Null = the CPU kernels.
+  kernels::GpuContext* gpu = nullptr;
   /// Encode and scan are repeated until this many seconds have passed (at most 20 runs); the fastest
   /// run is reported. 0 = one run each.
   double min_timing_s = 0.2;
@@ -108,6 +112,7 @@ struct SweepReport {
   std::size_t rescore_factor = 4;
   std::size_t train_rows = 0;
   int threads = 0;
+  std::string backend = "cpu";       ///< where codes were encoded and scanned
   std::optional<double> exact_ndcg;  ///< nDCG@10 of exact float32 search, with qrels
   std::size_t ndcg_queries = 0;      ///< queries with judgments
   std::vector<std::string> notes;    ///< data set notes, sanity checks, skipped configurations

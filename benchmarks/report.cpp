@@ -138,8 +138,8 @@ std::string tick_label(double v) {
 
 std::string format_table(const SweepReport& r) {
   std::string out;
-  out += fmt::format("== {}: {} x {}, {} queries, metric {}, {} threads ==\n", r.dataset, r.base_rows, r.dim, r.queries,
-                     metric_description(r), r.threads);
+  out += fmt::format("== {}: {} x {}, {} queries, metric {}, {} threads, codes on {} ==\n", r.dataset, r.base_rows,
+                     r.dim, r.queries, metric_description(r), r.threads, r.backend);
   for (const auto& note : r.notes) out += "  " + note + "\n";
   const bool ndcg = r.exact_ndcg.has_value();
   const bool rescore = r.rescore_factor > 0;

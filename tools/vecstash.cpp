@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,6 +23,7 @@
 #include "benchmarks/datasets.h"
 #include "benchmarks/report.h"
 #include "vecstash/common/log.h"
+#include "vecstash/kernels/gpu.h"
 
 namespace {
 
@@ -44,6 +46,7 @@ struct CompressionArgs {
   std::size_t train_sample = 100000;
   std::uint64_t seed = 42;
   int threads = 0;
+  std::string backend = "auto";
   double min_time = 0.2;
   std::string csv;
   std::string svg;
@@ -147,6 +150,19 @@ int run_bench_compression(const CompressionArgs& args) {
   options.threads = args.threads;
   options.min_timing_s = args.min_time;
   options.progress = [](std::string_view line) { spdlog::info("{}", line); };
+
+  // ---- backend: the GPU when asked for or (auto) when one is usable; gpu_available() logs once why not ----
+  std::unique_ptr<vecstash::kernels::GpuContext> gpu;
+  if (args.backend == "gpu" || (args.backend == "auto" && vecstash::kernels::gpu_available())) {
+    auto ctx = vecstash::kernels::GpuContext::create();
+    if (!ctx.is_ok()) {
+      spdlog::error("--backend {}: {}", args.backend, ctx.status().to_string());
+      return kExitFailure;
+    }
+    gpu = std::move(ctx).value();
+    spdlog::info("encoding and scanning on the GPU: {}", vecstash::kernels::gpu_description());
+  }
+  options.gpu = gpu.get();
 
   // ---- which data sets ----
   struct Job {
@@ -310,6 +326,11 @@ int main(int argc, char** argv) {
   compression->add_option("--threads", args.threads, "Kernel threads (0 = all cores)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
+  compression
+      ->add_option("--backend", args.backend,
+                   "Where codes are encoded and scanned: auto (the GPU when one is usable, else the CPU), cpu, gpu")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "cpu", "gpu"}));
   compression
       ->add_option("--min-time", args.min_time,
                    "Seconds to repeat each timed encode and scan (fastest run reported; 0 = once)")
