@@ -100,33 +100,29 @@ class RowCodec {
   }
 
  private:
+  // The scaled values are formed with the same float operations on every ISA, then converted by the
+  // table's (possibly SIMD) float8 conversion, which is bit-exact with numeric.h.
   void encode_fp8(const float* x, std::uint8_t* out) const {
     const bool e4m3 = p_.kind == CodeKind::kE4M3;
-    auto cvt = [e4m3](float v) { return e4m3 ? numeric::float_to_e4m3(v) : numeric::float_to_e5m2(v); };
     const bool centred = !p_.offset.empty();
-    switch (p_.scale_mode) {
-      case ScaleMode::kNone:
-        for (std::size_t j = 0; j < dim_; ++j) out[j] = cvt(x[j]);
-        break;
-      case ScaleMode::kPerDim:
-        if (centred)
-          for (std::size_t j = 0; j < dim_; ++j) out[j] = cvt((x[j] - p_.offset[j]) * inv_[j]);
-        else
-          for (std::size_t j = 0; j < dim_; ++j) out[j] = cvt(x[j] * inv_[j]);
-        break;
-      case ScaleMode::kPerVector: {
-        std::vector<float>& y = scratch32();
-        y.resize(dim_);
-        for (std::size_t j = 0; j < dim_; ++j) y[j] = centred ? x[j] - p_.offset[j] : x[j];
-        float m = 0.0f;
-        for (std::size_t j = 0; j < dim_; ++j) m = std::max(m, std::fabs(y[j]));
-        const float s = m > 0.0f ? m / fp8_max(p_.kind) : 1.0f;
-        const float inv = 1.0f / s;
-        for (std::size_t j = 0; j < dim_; ++j) out[j] = cvt(y[j] * inv);
-        std::memcpy(out + dim_, &s, 4);
-        break;
-      }
+    if (p_.scale_mode == ScaleMode::kNone) {
+      t_.convert_fp8(e4m3, x, out, dim_);
+      return;
     }
+    std::vector<float>& y = scratch32();
+    y.resize(dim_);
+    for (std::size_t j = 0; j < dim_; ++j) y[j] = centred ? x[j] - p_.offset[j] : x[j];
+    if (p_.scale_mode == ScaleMode::kPerDim) {
+      for (std::size_t j = 0; j < dim_; ++j) y[j] = y[j] * inv_[j];
+    } else {
+      float m = 0.0f;
+      for (std::size_t j = 0; j < dim_; ++j) m = std::max(m, std::fabs(y[j]));
+      const float s = m > 0.0f ? m / fp8_max(p_.kind) : 1.0f;
+      const float inv = 1.0f / s;
+      for (std::size_t j = 0; j < dim_; ++j) y[j] = y[j] * inv;
+      std::memcpy(out + dim_, &s, 4);
+    }
+    t_.convert_fp8(e4m3, y.data(), out, dim_);
   }
 
   static std::vector<float>& scratch32() {

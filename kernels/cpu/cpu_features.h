@@ -34,6 +34,9 @@ using HammingFn = std::uint64_t (*)(const std::uint64_t* a, const std::uint8_t* 
 using I8EncodeFn = void (*)(const float* x, const float* offset, const float* inv_scale, std::uint8_t* out,
                             std::size_t dim) noexcept;
 
+/// float -> float8 of n values (numeric::float_to_e4m3 / float_to_e5m2 semantics, bit for bit).
+using Fp8ConvertFn = void (*)(bool e4m3, const float* x, std::uint8_t* out, std::size_t n) noexcept;
+
 struct KernelTable {
   const char* isa = "generic";
   DotFn dot[kCodeKindCount] = {};
@@ -42,6 +45,7 @@ struct KernelTable {
   DotBlockFn dot_block = nullptr;
   HammingFn hamming = nullptr;
   I8EncodeFn encode_i8 = nullptr;
+  Fp8ConvertFn convert_fp8 = nullptr;
 };
 
 /// The table for the best ISA this processor supports. VECSTASH_ISA=generic forces the portable one;

@@ -212,6 +212,48 @@ void encode_i8(const float* x, const float* offset, const float* inv, std::uint8
   }
 }
 
+// Eight floats to float8 codes (in the low 8 bytes), the integer algorithm of numeric.h in SIMD:
+// MBITS mantissa bits, exponent BIAS, largest finite code MAX_CODE, INF_CODE for +-inf.
+template <int MBITS, int BIAS, int MAX_CODE, int INF_CODE>
+inline __m128i fp8x8(__m256 v, float subnormal_inv_quantum) noexcept {
+  const __m256i bits = _mm256_castps_si256(v);
+  const __m256i sign = _mm256_srli_epi32(_mm256_and_si256(bits, _mm256_set1_epi32(static_cast<int>(0x80000000u))), 24);
+  const __m256i a = _mm256_and_si256(bits, _mm256_set1_epi32(0x7FFFFFFF));
+  // Below the smallest normal: an integer multiple of the subnormal quantum, rounded to nearest even.
+  const __m256i sub = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_castsi256_ps(a), _mm256_set1_ps(subnormal_inv_quantum)));
+  // Normal: keep MBITS mantissa bits, round to nearest even; a carry moves into the exponent.
+  constexpr int kShift = 23 - MBITS;
+  const __m256i exp_field = _mm256_sub_epi32(_mm256_srli_epi32(a, 23), _mm256_set1_epi32(127 - BIAS));
+  const __m256i mant = _mm256_and_si256(a, _mm256_set1_epi32(0x7FFFFF));
+  __m256i r = _mm256_srli_epi32(mant, kShift);
+  const __m256i rem = _mm256_and_si256(mant, _mm256_set1_epi32((1 << kShift) - 1));
+  const __m256i half = _mm256_set1_epi32(1 << (kShift - 1));
+  const __m256i odd = _mm256_and_si256(r, _mm256_set1_epi32(1));
+  const __m256i up = _mm256_or_si256(_mm256_cmpgt_epi32(rem, half),
+                                     _mm256_and_si256(_mm256_cmpeq_epi32(rem, half), _mm256_cmpeq_epi32(odd, _mm256_set1_epi32(1))));
+  r = _mm256_sub_epi32(r, up);  // up is all ones (-1) where the mantissa rounds up
+  __m256i code = _mm256_add_epi32(_mm256_slli_epi32(exp_field, MBITS), r);
+  code = _mm256_min_epi32(code, _mm256_set1_epi32(MAX_CODE));  // saturate finite overflow
+  const __m256i min_normal = _mm256_set1_epi32((127 + 1 - BIAS) << 23);
+  code = _mm256_blendv_epi8(code, sub, _mm256_cmpgt_epi32(min_normal, a));
+  const __m256i inf = _mm256_set1_epi32(0x7F800000);
+  code = _mm256_blendv_epi8(code, _mm256_set1_epi32(INF_CODE), _mm256_cmpeq_epi32(a, inf));
+  code = _mm256_blendv_epi8(code, _mm256_set1_epi32(0x7F), _mm256_cmpgt_epi32(a, inf));
+  code = _mm256_or_si256(code, sign);
+  const __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(code), _mm256_extracti128_si256(code, 1));
+  return _mm_packus_epi16(w, w);
+}
+
+void convert_fp8(bool e4m3, const float* x, std::uint8_t* out, std::size_t n) noexcept {
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m128i c = e4m3 ? fp8x8<3, 7, 0x7E, 0x7E>(v, 512.0f) : fp8x8<2, 15, 0x7B, 0x7C>(v, 65536.0f);
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out + i), c);
+  }
+  for (; i < n; ++i) out[i] = e4m3 ? numeric::float_to_e4m3(x[i]) : numeric::float_to_e5m2(x[i]);
+}
+
 }  // namespace
 
 KernelTable make_avx2_table() noexcept {
@@ -228,6 +270,7 @@ KernelTable make_avx2_table() noexcept {
   t.dot_block = dot_block;
   t.hamming = hamming;
   t.encode_i8 = encode_i8;
+  t.convert_fp8 = convert_fp8;
   return t;
 }
 

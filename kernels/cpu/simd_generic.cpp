@@ -105,6 +105,13 @@ void encode_i8(const float* x, const float* offset, const float* inv, std::uint8
   }
 }
 
+void convert_fp8(bool e4m3, const float* x, std::uint8_t* out, std::size_t n) noexcept {
+  if (e4m3)
+    for (std::size_t i = 0; i < n; ++i) out[i] = numeric::float_to_e4m3(x[i]);
+  else
+    for (std::size_t i = 0; i < n; ++i) out[i] = numeric::float_to_e5m2(x[i]);
+}
+
 }  // namespace
 
 KernelTable make_generic_table() noexcept {
@@ -121,6 +128,7 @@ KernelTable make_generic_table() noexcept {
   t.dot_block = dot_block;
   t.hamming = hamming;
   t.encode_i8 = encode_i8;
+  t.convert_fp8 = convert_fp8;
   return t;
 }
 

@@ -323,7 +323,9 @@ TEST_P(CpuIsa, BlockKernelsAgreeWithPortableOnes) {
         generic->decode_tile(kind, codes.data(), c->code_size(), data.rows, dim, ld, tb.data());
         ASSERT_EQ(ta, tb) << isa << " " << to_string(kind) << " d" << dim;
       }
-      const auto& p = Codec::train({CodeKind::kI8}, data.view())->params();
+      auto i8 = Codec::train({CodeKind::kI8}, data.view());
+      ASSERT_TRUE(i8.is_ok());
+      const auto& p = i8->params();
       std::vector<float> inv(dim);
       for (std::size_t j = 0; j < dim; ++j) inv[j] = 1.0f / p.scale[j];
       std::vector<std::uint8_t> ea(dim), eb(dim);
@@ -333,6 +335,24 @@ TEST_P(CpuIsa, BlockKernelsAgreeWithPortableOnes) {
         ASSERT_EQ(ea, eb) << isa << " d" << dim;
       }
     }
+  }
+}
+
+TEST_P(CpuIsa, Float8ConversionIsBitExact) {
+  const auto* generic = cpu::kernels_for("generic");
+  const auto* t = cpu::kernels_for(GetParam());
+  if (t == nullptr) GTEST_SKIP() << "this processor cannot run the " << GetParam() << " kernels";
+  // Every 251st float bit pattern (both signs, zeros, subnormals, normals, inf, NaN) plus the edges.
+  std::vector<float> xs;
+  for (std::uint64_t u = 0; u <= 0xFFFFFFFFull; u += 251) xs.push_back(numeric::bits_float(static_cast<std::uint32_t>(u)));
+  for (float v : {0.0f, -0.0f, 448.0f, 464.0f, 480.0f, 57344.0f, 61440.0f, 1e-30f, INFINITY, -INFINITY, NAN})
+    xs.push_back(v);
+  for (bool e4m3 : {true, false}) {
+    std::vector<std::uint8_t> a(xs.size()), b(xs.size());
+    t->convert_fp8(e4m3, xs.data(), a.data(), xs.size());
+    generic->convert_fp8(e4m3, xs.data(), b.data(), xs.size());
+    for (std::size_t i = 0; i < xs.size(); ++i)
+      ASSERT_EQ(a[i], b[i]) << (e4m3 ? "e4m3" : "e5m2") << " x=" << xs[i] << " bits=" << numeric::float_bits(xs[i]);
   }
 }
 

@@ -34,8 +34,15 @@ inline constexpr float kF16Max = 65504.0f;
 inline constexpr float kE4M3Max = 448.0f;
 inline constexpr float kE5M2Max = 57344.0f;
 
-// Round a non-negative float to an integer, ties to even (the default FP environment).
-VECSTASH_HD float round_even(float x) { return rintf(x); }
+// Round a float in [0, 2^23) to an integer, ties to even: adding 2^23 leaves no fraction bits, so the
+// addition itself rounds (to nearest even, the default FP environment); subtracting it back is exact.
+// Unlike rintf this inlines everywhere (no libm call on hosts compiled without SSE4.1).
+// (Compilers keep both operations: folding them needs -fassociative-math, which vecstash never uses.)
+VECSTASH_HD float round_even(float x) {
+  const float big = 8388608.0f;
+  const float y = x + big;
+  return y - big;
+}
 
 // ---- float16 --------------------------------------------------------------------------------
 VECSTASH_HD std::uint16_t float_to_f16(float f) {
