@@ -1,0 +1,190 @@
+#include "vecstash/storage/store.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "vecstash/storage/keys.h"
+
+namespace vecstash::storage {
+namespace {
+
+namespace fs = std::filesystem;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::random_device rd;
+    path_ = fs::temp_directory_path() / ("vecstash-store-test-" + std::to_string(rd()) + std::to_string(rd()));
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+std::unique_ptr<Store> open_ok(const fs::path& p, StoreOptions o = {}) {
+  auto s = Store::open(p, o);
+  EXPECT_TRUE(s.is_ok()) << s.status().to_string();
+  return s.is_ok() ? std::move(s).value() : nullptr;
+}
+
+std::string u64_key(std::uint64_t v) {
+  std::string k;
+  append_u64_be(k, v);
+  return k;
+}
+
+TEST(Store, PersistsEveryColumnAcrossReopen) {
+  TempDir dir;
+  {
+    auto store = open_ok(dir.path());
+    ASSERT_TRUE(store);
+    for (int c = 0; c < kColumnCount; ++c)
+      ASSERT_TRUE(store->put(static_cast<Column>(c), "key", std::string(column_name(static_cast<Column>(c)))).is_ok());
+  }
+  auto store = open_ok(dir.path());
+  ASSERT_TRUE(store);
+  for (int c = 0; c < kColumnCount; ++c) {
+    auto v = store->get(static_cast<Column>(c), "key");
+    ASSERT_TRUE(v.is_ok());
+    ASSERT_TRUE(v->has_value());
+    EXPECT_EQ(**v, column_name(static_cast<Column>(c)));  // columns are separate key spaces
+  }
+  auto missing = store->get(Column::kCodes, "absent");
+  ASSERT_TRUE(missing.is_ok());
+  EXPECT_FALSE(missing->has_value());
+}
+
+TEST(Store, BatchIsAppliedAtomicallyAndSurvivesReopen) {
+  TempDir dir;
+  {
+    auto store = open_ok(dir.path());
+    ASSERT_TRUE(store->put(Column::kPayloads, u64_key(7), "old").is_ok());
+    WriteBatch b;
+    for (std::uint64_t i = 0; i < 100; ++i) {
+      b.put(Column::kCodes, u64_key(i), std::string(16, static_cast<char>(i)));
+      b.put(Column::kIds, u64_key(i), "id" + std::to_string(i));
+    }
+    b.erase(Column::kPayloads, u64_key(7));
+    EXPECT_EQ(b.count(), 201u);
+    ASSERT_TRUE(store->write(b).is_ok());
+  }
+  auto store = open_ok(dir.path());
+  std::size_t codes = 0;
+  ASSERT_TRUE(store->scan(Column::kCodes, "", [&](std::string_view, std::string_view v) {
+    EXPECT_EQ(v.size(), 16u);
+    ++codes;
+    return true;
+  }).is_ok());
+  EXPECT_EQ(codes, 100u);
+  EXPECT_FALSE(store->get(Column::kPayloads, u64_key(7))->has_value());
+  EXPECT_EQ(**store->get(Column::kIds, u64_key(42)), "id42");
+}
+
+TEST(Store, ScanIsInNumericOrderWithinAPrefixAndCanStop) {
+  TempDir dir;
+  auto store = open_ok(dir.path(), {.durability = Durability::kRelaxed});
+  std::vector<std::uint64_t> ids(500);
+  std::mt19937_64 rng(5);
+  for (auto& v : ids) v = rng();
+  WriteBatch b;
+  for (std::uint64_t id : ids) {
+    std::string key;
+    append_u32_be(key, 1);  // collection 1
+    append_u64_be(key, id);
+    b.put(Column::kCodes, key, "x");
+    std::string other;
+    append_u32_be(other, 2);  // collection 2 must not appear in collection 1's scan
+    append_u64_be(other, id);
+    b.put(Column::kCodes, other, "y");
+  }
+  ASSERT_TRUE(store->write(b).is_ok());
+  std::string prefix;
+  append_u32_be(prefix, 1);
+  std::vector<std::uint64_t> seen;
+  ASSERT_TRUE(store->scan(Column::kCodes, prefix, [&](std::string_view k, std::string_view v) {
+    EXPECT_EQ(v, "x");
+    seen.push_back(*read_u64_be(k, 4));
+    return true;
+  }).is_ok());
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(seen, ids);
+  std::size_t visited = 0;
+  ASSERT_TRUE(store->scan(Column::kCodes, prefix, [&](std::string_view, std::string_view) { return ++visited < 3; })
+                  .is_ok());
+  EXPECT_EQ(visited, 3u);
+  // Dropping collection 1 removes its keys only.
+  std::string end;
+  append_u32_be(end, 2);
+  ASSERT_TRUE(store->erase_range(Column::kCodes, prefix, end).is_ok());
+  std::size_t left = 0;
+  ASSERT_TRUE(store->scan(Column::kCodes, "", [&](std::string_view, std::string_view) { return ++left > 0; }).is_ok());
+  EXPECT_EQ(left, ids.size());
+}
+
+TEST(Store, OpenErrorsNameThePath) {
+  TempDir dir;
+  fs::create_directories(dir.path());
+  const fs::path file = dir.path() / "plain-file";
+  std::ofstream(file) << "not a database";
+  auto s = Store::open(file);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.status().message().find("plain-file"), std::string::npos);
+
+  auto absent = Store::open(dir.path() / "nothing", {.create_if_missing = false});
+  ASSERT_FALSE(absent.is_ok());
+  EXPECT_EQ(absent.status().code(), StatusCode::kNotFound);
+
+  // A second handle on an open database is refused (RocksDB's lock), not corrupting anything.
+  const fs::path db = dir.path() / "db";
+  auto first = open_ok(db);
+  ASSERT_TRUE(first->put(Column::kMeta, "k", "v").is_ok());
+  auto second = Store::open(db);
+  ASSERT_FALSE(second.is_ok());
+  EXPECT_NE(second.status().message().find(db.string()), std::string::npos) << second.status().message();
+  EXPECT_EQ(**first->get(Column::kMeta, "k"), "v");
+}
+
+TEST(Store, ConcurrentWritersAndReaders) {
+  TempDir dir;
+  auto store = open_ok(dir.path(), {.durability = Durability::kRelaxed});
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (std::uint64_t i = 0; i < 200; ++i) {
+        WriteBatch b;
+        b.put(Column::kCodes, u64_key(t * 1000 + i), "c");
+        b.put(Column::kIds, u64_key(t * 1000 + i), "i");
+        ASSERT_TRUE(store->write(b).is_ok());
+        // A reader never sees one half of a batch without the other.
+        auto v = store->get(Column::kIds, u64_key(t * 1000 + i));
+        ASSERT_TRUE(v.is_ok() && v->has_value());
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::size_t n = 0;
+  ASSERT_TRUE(store->scan(Column::kCodes, "", [&](std::string_view, std::string_view) { return ++n > 0; }).is_ok());
+  EXPECT_EQ(n, 800u);
+}
+
+TEST(Keys, BigEndianHelpers) {
+  EXPECT_LT(u64_key(1), u64_key(256));
+  EXPECT_EQ(read_u64_be(u64_key(0x0102030405060708ull)), 0x0102030405060708ull);
+  EXPECT_FALSE(read_u64_be("short").has_value());
+  EXPECT_EQ(prefix_end("ab"), "ac");
+  EXPECT_EQ(prefix_end(std::string("a\xff", 2)), "b");
+  EXPECT_EQ(prefix_end(std::string("\xff\xff", 2)), "");
+}
+
+}  // namespace
+}  // namespace vecstash::storage
