@@ -204,19 +204,18 @@ TEST(StoreCrash, AcknowledgedWritesSurviveKill9) {
       }
     }
     close(fds[1]);
-    std::this_thread::sleep_for(std::chrono::milliseconds(30 + 40 * round));
+    // Wait for the first acknowledgement (opening the database can be slow on a loaded machine), then
+    // let the writer run for a different time each round before killing it.
+    std::uint64_t first = 0;
+    ASSERT_EQ(read(fds[0], &first, sizeof first), static_cast<ssize_t>(sizeof first)) << "the writer died early";
+    std::this_thread::sleep_for(std::chrono::milliseconds(5 + 30 * round));
     ASSERT_EQ(kill(pid, SIGKILL), 0);
     int status = 0;
     ASSERT_EQ(waitpid(pid, &status, 0), pid);
     ASSERT_TRUE(WIFSIGNALED(status)) << "the writer exited by itself with " << WEXITSTATUS(status);
-    std::uint64_t acked = 0, last = 0;
-    bool any = false;
-    while (read(fds[0], &acked, sizeof acked) == static_cast<ssize_t>(sizeof acked)) {
-      last = acked;
-      any = true;
-    }
+    std::uint64_t acked = 0, last = first;
+    while (read(fds[0], &acked, sizeof acked) == static_cast<ssize_t>(sizeof acked)) last = acked;
     close(fds[0]);
-    ASSERT_TRUE(any) << "no write was acknowledged in round " << round;
 
     auto store = open_ok(dir.path());
     ASSERT_TRUE(store);
