@@ -37,8 +37,21 @@ Status validate_search(const Codec& codec, MatrixView<const float> queries, cons
 namespace cpu {
 namespace {
 
-constexpr std::size_t kQueryGroup = 16;  // queries scored together against one decoded tile
+constexpr std::size_t kQueryGroup = 32;  // queries scored together against one decoded tile
 constexpr std::size_t kTileRows = 32;    // rows decoded per tile (32 x ld floats stay in L1)
+
+/// Offer the scores of rows [b0, b0 + rows) to a heap; keys are scores (kHib) or negated distances.
+template <bool kHib>
+void offer(TopKHeap& h, const float* s, std::size_t rows, std::size_t b0) {
+  float worst = h.threshold();
+  for (std::size_t r = 0; r < rows; ++r) {
+    const float key = kHib ? s[r] : -s[r];
+    if (key >= worst) {
+      h.push(key, static_cast<std::int64_t>(b0 + r));
+      worst = h.threshold();
+    }
+  }
+}
 
 /// A query prepared for one codec and metric (see codec.h for the scoring identity).
 struct PreparedQuery {
@@ -233,14 +246,10 @@ Status search_cpu(const Codec& codec, MatrixView<const float> queries, const Cod
       for (std::size_t i = 0; i < group.count; ++i) {
         cpu::TopKHeap& h = heaps[p * nq + q0 + i];
         const float* s = buf.data() + i * rows;
-        float worst = h.threshold();
-        for (std::size_t r = 0; r < rows; ++r) {
-          const float key = hib ? s[r] : -s[r];
-          if (key >= worst) {
-            h.push(key, static_cast<std::int64_t>(b0 + r));
-            worst = h.threshold();
-          }
-        }
+        if (hib)
+          cpu::offer<true>(h, s, rows, b0);
+        else
+          cpu::offer<false>(h, s, rows, b0);
       }
     }
   });
