@@ -15,8 +15,8 @@ struct CpuFeatures {
 };
 const CpuFeatures& cpu_features() noexcept;
 
-/// sum_j q[j] * v(code[j]) for one row payload (not b1), exactly as documented in codec.h.
-using DotFn = float (*)(const float* q, const std::uint8_t* code, std::size_t dim) noexcept;
+/// sum_j a[j] * b[j] over float32 vectors (PCA projection, rescoring).
+using DotF32Fn = float (*)(const float* a, const float* b, std::size_t dim) noexcept;
 /// Elementwise f32 -> f16 with saturation (numeric::float_to_f16 semantics for finite input).
 using F16EncodeFn = void (*)(const float* x, std::uint16_t* out, std::size_t n) noexcept;
 
@@ -39,7 +39,7 @@ using Fp8ConvertFn = void (*)(bool e4m3, const float* x, std::uint8_t* out, std:
 
 struct KernelTable {
   const char* isa = "generic";
-  DotFn dot[kCodeKindCount] = {};
+  DotF32Fn dot_f32 = nullptr;
   F16EncodeFn encode_f16 = nullptr;
   DecodeTileFn decode_tile = nullptr;
   DotBlockFn dot_block = nullptr;

@@ -171,15 +171,14 @@ Status Pca::transform(MatrixView<const float> rows, MatrixView<float> out, bool 
   VECSTASH_RETURN_IF_ERROR(validate_rows(rows, params_.dim_in, "PCA transform"));
   VECSTASH_RETURN_IF_ERROR(check_out(out, rows.rows, params_.dim_out, "PCA transform"));
   const std::size_t d = params_.dim_in, k = params_.dim_out;
-  const auto dot = cpu::kernels().dot[static_cast<int>(CodeKind::kF32)];
+  const auto dot = cpu::kernels().dot_f32;
   const int t = cpu::resolve_threads(threads, rows.rows * k * d / 65536);
   cpu::parallel_chunks(rows.rows, t, [&](std::size_t b, std::size_t e) {
     std::vector<float> xc(d);
     for (std::size_t i = b; i < e; ++i) {
       const float* x = rows.row(i);
       for (std::size_t j = 0; j < d; ++j) xc[j] = center ? x[j] - params_.mean[j] : x[j];
-      const auto* bytes = reinterpret_cast<const std::uint8_t*>(xc.data());
-      for (std::size_t r = 0; r < k; ++r) out.row(i)[r] = dot(params_.components.data() + r * d, bytes, d);
+      for (std::size_t r = 0; r < k; ++r) out.row(i)[r] = dot(params_.components.data() + r * d, xc.data(), d);
     }
   });
   return Status::ok();

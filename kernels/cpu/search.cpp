@@ -345,7 +345,7 @@ Status rescore_f32(MatrixView<const float> queries, MatrixView<const float> base
     if (id < -1 || (id >= 0 && static_cast<std::size_t>(id) >= base.rows))
       return Status::invalid_argument("rescore: candidate id " + std::to_string(id) + " out of range");
   out->resize(nq, k, params.metric);
-  const auto& dot = cpu::kernels().dot[static_cast<int>(CodeKind::kF32)];
+  const auto dot = cpu::kernels().dot_f32;
   const bool hib = higher_is_better(params.metric);
   const int t = cpu::resolve_threads(params.threads, nq * candidates.k / 256 + 1);
   cpu::parallel_chunks(nq, t, [&](std::size_t b, std::size_t e) {
@@ -363,7 +363,7 @@ Status rescore_f32(MatrixView<const float> queries, MatrixView<const float> base
           for (std::size_t j = 0; j < d; ++j) acc += double(qv[j] - x[j]) * double(qv[j] - x[j]);
           s = static_cast<float>(acc);
         } else {
-          s = dot(qv, reinterpret_cast<const std::uint8_t*>(x), d);
+          s = dot(qv, x, d);
           if (params.metric == Metric::kCos) {
             const float den = qn * std::sqrt(cpu::squared_norm(x, d));
             s = den > 0.0f ? s / den : 0.0f;

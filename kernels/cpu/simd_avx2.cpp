@@ -86,24 +86,19 @@ struct LoadI8 {
   }
 };
 
-template <typename L>
-float dot(const float* q, const std::uint8_t* code, std::size_t dim) noexcept {
+float dot_f32(const float* a, const float* b, std::size_t dim) noexcept {
   __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
   std::size_t j = 0;
   for (; j + 32 <= dim; j += 32) {
-    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), L::load(code, j), a0);
-    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + j + 8), L::load(code, j + 8), a1);
-    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(q + j + 16), L::load(code, j + 16), a2);
-    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(q + j + 24), L::load(code, j + 24), a3);
+    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j), _mm256_loadu_ps(b + j), a0);
+    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j + 8), _mm256_loadu_ps(b + j + 8), a1);
+    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j + 16), _mm256_loadu_ps(b + j + 16), a2);
+    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j + 24), _mm256_loadu_ps(b + j + 24), a3);
   }
-  for (; j + 8 <= dim; j += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), L::load(code, j), a0);
+  for (; j + 8 <= dim; j += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j), _mm256_loadu_ps(b + j), a0);
   float s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-  for (; j < dim; ++j) s += q[j] * L::scalar(code, j);
+  for (; j < dim; ++j) s += a[j] * b[j];
   return s;
-}
-
-float dot_e4m3(const float* q, const std::uint8_t* code, std::size_t dim) noexcept {
-  return dot<LoadE4M3Scaled>(q, code, dim) * 256.0f;
 }
 
 void encode_f16(const float* x, std::uint16_t* out, std::size_t n) noexcept {
@@ -259,12 +254,7 @@ void convert_fp8(bool e4m3, const float* x, std::uint8_t* out, std::size_t n) no
 KernelTable make_avx2_table() noexcept {
   KernelTable t;
   t.isa = "avx2";
-  t.dot[static_cast<int>(CodeKind::kF32)] = dot<LoadF32>;
-  t.dot[static_cast<int>(CodeKind::kF16)] = dot<LoadF16>;
-  t.dot[static_cast<int>(CodeKind::kBF16)] = dot<LoadBF16>;
-  t.dot[static_cast<int>(CodeKind::kE4M3)] = dot_e4m3;
-  t.dot[static_cast<int>(CodeKind::kE5M2)] = dot<LoadE5M2>;
-  t.dot[static_cast<int>(CodeKind::kI8)] = dot<LoadI8>;
+  t.dot_f32 = dot_f32;
   t.encode_f16 = encode_f16;
   t.decode_tile = decode_tile;
   t.dot_block = dot_block;

@@ -1,10 +1,8 @@
 // Portable kernels: the reference semantics for every ISA-specific table.
 #include <algorithm>
-#include <array>
+#include <bit>
 #include <cmath>
 #include <cstring>
-
-#include <bit>
 
 #include "cpu/codec_rows.h"
 #include "cpu/cpu_features.h"
@@ -13,53 +11,9 @@
 namespace vecstash::kernels::cpu {
 namespace {
 
-using numeric::bf16_to_float;
-using numeric::f16_to_float;
-
-const std::array<float, 256>& fp8_table(bool e4m3) {
-  static const auto tables = [] {
-    std::array<std::array<float, 256>, 2> t{};
-    for (int c = 0; c < 256; ++c) {
-      t[0][c] = numeric::e5m2_to_float(static_cast<std::uint8_t>(c));
-      t[1][c] = numeric::e4m3_to_float(static_cast<std::uint8_t>(c));
-    }
-    return t;
-  }();
-  return tables[e4m3 ? 1 : 0];
-}
-
-float dot_f32(const float* q, const std::uint8_t* code, std::size_t dim) noexcept {
+float dot_f32(const float* a, const float* b, std::size_t dim) noexcept {
   float s = 0;
-  for (std::size_t j = 0; j < dim; ++j) {
-    float x;
-    std::memcpy(&x, code + 4 * j, 4);
-    s += q[j] * x;
-  }
-  return s;
-}
-
-template <float (*Convert)(std::uint16_t)>
-float dot_u16(const float* q, const std::uint8_t* code, std::size_t dim) noexcept {
-  float s = 0;
-  for (std::size_t j = 0; j < dim; ++j) {
-    std::uint16_t h;
-    std::memcpy(&h, code + 2 * j, 2);
-    s += q[j] * Convert(h);
-  }
-  return s;
-}
-
-template <bool kE4M3>
-float dot_fp8(const float* q, const std::uint8_t* code, std::size_t dim) noexcept {
-  const auto& t = fp8_table(kE4M3);
-  float s = 0;
-  for (std::size_t j = 0; j < dim; ++j) s += q[j] * t[code[j]];
-  return s;
-}
-
-float dot_i8(const float* q, const std::uint8_t* code, std::size_t dim) noexcept {
-  float s = 0;
-  for (std::size_t j = 0; j < dim; ++j) s += q[j] * static_cast<float>(static_cast<std::int8_t>(code[j]));
+  for (std::size_t j = 0; j < dim; ++j) s += a[j] * b[j];
   return s;
 }
 
@@ -117,12 +71,7 @@ void convert_fp8(bool e4m3, const float* x, std::uint8_t* out, std::size_t n) no
 KernelTable make_generic_table() noexcept {
   KernelTable t;
   t.isa = "generic";
-  t.dot[static_cast<int>(CodeKind::kF32)] = dot_f32;
-  t.dot[static_cast<int>(CodeKind::kF16)] = dot_u16<f16_to_float>;
-  t.dot[static_cast<int>(CodeKind::kBF16)] = dot_u16<bf16_to_float>;
-  t.dot[static_cast<int>(CodeKind::kE4M3)] = dot_fp8<true>;
-  t.dot[static_cast<int>(CodeKind::kE5M2)] = dot_fp8<false>;
-  t.dot[static_cast<int>(CodeKind::kI8)] = dot_i8;
+  t.dot_f32 = dot_f32;
   t.encode_f16 = encode_f16;
   t.decode_tile = decode_tile;
   t.dot_block = dot_block;

@@ -45,8 +45,6 @@ class TopKHeap {
   float threshold() const noexcept {
     return heap_.size() < k_ ? -std::numeric_limits<float>::infinity() : heap_.front().key;
   }
-  /// Cheap early reject: true when `key` cannot enter the heap even with the best id.
-  bool rejects(float key) const noexcept { return heap_.size() == k_ && key < heap_.front().key; }
 
   const std::vector<Candidate>& items() const noexcept { return heap_; }
   /// Sorted best first; the heap is emptied.
