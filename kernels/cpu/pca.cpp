@@ -80,26 +80,36 @@ Result<Pca> Pca::fit(MatrixView<const float> sample, const PcaOptions& options, 
   if (info != 0 || static_cast<std::size_t>(found) != d)
     return Status::internal("PCA fit: LAPACK dsyevr failed (info " + std::to_string(info) + ")");
 
+  // Row-major z holds eigenvector c in column c.
+  return pca_from_eigen(mean, w, z, d, 1, options);
+#endif
+}
+
+Result<Pca> pca_from_eigen(std::span<const double> mean, std::span<const double> ascending,
+                           std::span<const double> vectors, std::size_t row_stride, std::size_t col_stride,
+                           const PcaOptions& options) {
+  const std::size_t d = mean.size();
+  if (ascending.size() != d || vectors.size() != d * d || d == 0)
+    return Status::invalid_argument("PCA: eigendecomposition has the wrong shape");
   PcaParams p;
   p.dim_in = static_cast<std::uint32_t>(d);
   p.eigenvalues.resize(d);
-  for (std::size_t i = 0; i < d; ++i) p.eigenvalues[i] = std::max(0.0, w[d - 1 - i]);  // decreasing
+  for (std::size_t i = 0; i < d; ++i) p.eigenvalues[i] = std::max(0.0, ascending[d - 1 - i]);  // decreasing
   const std::size_t k =
       options.components > 0 ? options.components : components_for_fraction(p.eigenvalues, options.variance_fraction);
   p.dim_out = static_cast<std::uint32_t>(k);
   p.mean.assign(mean.begin(), mean.end());
   p.components.resize(k * d);
   for (std::size_t r = 0; r < k; ++r) {
-    const std::size_t col = d - 1 - r;  // eigenvectors are columns of z, ascending eigenvalue
+    const double* v = vectors.data() + (d - 1 - r) * col_stride;  // the r-th largest eigenvalue's vector
     // Deterministic sign: the entry of largest magnitude is positive.
     std::size_t arg = 0;
     for (std::size_t j = 1; j < d; ++j)
-      if (std::fabs(z[j * d + col]) > std::fabs(z[arg * d + col])) arg = j;
-    const double sign = z[arg * d + col] < 0 ? -1.0 : 1.0;
-    for (std::size_t j = 0; j < d; ++j) p.components[r * d + j] = static_cast<float>(sign * z[j * d + col]);
+      if (std::fabs(v[j * row_stride]) > std::fabs(v[arg * row_stride])) arg = j;
+    const double sign = v[arg * row_stride] < 0 ? -1.0 : 1.0;
+    for (std::size_t j = 0; j < d; ++j) p.components[r * d + j] = static_cast<float>(sign * v[j * row_stride]);
   }
-  return from_params(std::move(p));
-#endif
+  return Pca::from_params(std::move(p));
 }
 
 Result<Pca> Pca::from_params(PcaParams p) {

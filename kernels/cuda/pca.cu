@@ -154,24 +154,8 @@ Result<Pca> CudaContext::pca_fit(MatrixView<const float> sample, const PcaOption
   VECSTASH_RETURN_IF_ERROR(sync());
   if (info != 0) return Status::internal("GPU PCA fit: cusolverDnDsyevd failed (info " + std::to_string(info) + ")");
 
-  PcaParams p;
-  p.dim_in = static_cast<std::uint32_t>(d);
-  p.eigenvalues.resize(d);
-  for (std::size_t i = 0; i < d; ++i) p.eigenvalues[i] = std::max(0.0, w[d - 1 - i]);  // decreasing
-  const std::size_t k =
-      options.components > 0 ? options.components : components_for_fraction(p.eigenvalues, options.variance_fraction);
-  p.dim_out = static_cast<std::uint32_t>(k);
-  p.mean.assign(mean.begin(), mean.end());
-  p.components.resize(k * d);
-  for (std::size_t r = 0; r < k; ++r) {
-    const double* v = z.data() + (d - 1 - r) * d;
-    std::size_t arg = 0;
-    for (std::size_t j = 1; j < d; ++j)
-      if (std::fabs(v[j]) > std::fabs(v[arg])) arg = j;
-    const double sign = v[arg] < 0 ? -1.0 : 1.0;
-    for (std::size_t j = 0; j < d; ++j) p.components[r * d + j] = static_cast<float>(sign * v[j]);
-  }
-  return Pca::from_params(std::move(p));
+  // Column-major z holds eigenvector c contiguously from z[c * d].
+  return pca_from_eigen(mean, w, z, 1, d, options);
 }
 
 Status CudaContext::pca_transform(const Pca& pca, MatrixView<const float> rows, MatrixView<float> out, bool center) {

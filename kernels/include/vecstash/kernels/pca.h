@@ -42,6 +42,16 @@ struct PcaParams {
 /// Choose k for a variance fraction from decreasing eigenvalues (at least 1 when any exist).
 std::size_t components_for_fraction(std::span<const double> eigenvalues, double fraction) noexcept;
 
+class Pca;
+
+/// Assemble a Pca from an eigendecomposition of the sample covariance, as LAPACK and cuSOLVER return
+/// it: `ascending` eigenvalues, and element j of eigenvector c at vectors[c * col_stride + j * row_stride].
+/// Shared by the CPU and GPU fits, so both order components by decreasing eigenvalue, clamp negative
+/// round-off to 0, pick k the same way and make each component's largest-magnitude entry positive.
+Result<Pca> pca_from_eigen(std::span<const double> mean, std::span<const double> ascending,
+                           std::span<const double> vectors, std::size_t row_stride, std::size_t col_stride,
+                           const PcaOptions& options);
+
 class Pca {
  public:
   Pca() = default;
