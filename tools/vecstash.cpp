@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <omp.h>
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -22,6 +23,7 @@
 #include "benchmarks/compression_sweep.h"
 #include "benchmarks/datasets.h"
 #include "benchmarks/report.h"
+#include "benchmarks/search_bench.h"
 #include "vecstash/common/log.h"
 #include "vecstash/kernels/gpu.h"
 
@@ -103,6 +105,95 @@ std::string dataset_help() {
   for (const auto& v : bench::standard_code_variants()) names.push_back(v.name);
   s += fmt::format("{}\n", fmt::join(names, ", "));
   return s;
+}
+
+struct SearchArgs {
+  std::string datasets = "glove100k,sift10k";
+  std::string data_root = "../shared/data";
+  std::size_t queries = 1000;
+  std::string kinds = "f32,e4m3,i8,b1";
+  std::string approximate = "i8:HNSW32,e4m3:HNSW32,b1:BHNSW32";
+  std::string ef = "64,128";
+  std::size_t k = 10;
+  double oversampling = 4.0;
+  int threads = 1;
+  std::size_t calibration_sample = 10000;
+  bool no_peers = false;
+  double min_time = 0.5;
+  std::string work_dir;
+  std::string csv;
+  std::size_t synthetic_rows = 20000;
+  std::size_t synthetic_dim = 64;
+};
+
+}  // namespace
+
+// OpenBLAS (behind FAISS's flat search) reads OPENBLAS_NUM_THREADS when it loads; this sets it later.
+extern "C" void openblas_set_num_threads(int) __attribute__((weak));
+
+namespace {
+
+int run_bench_search(const SearchArgs& args) {
+  bench::SearchBenchOptions o;
+  o.kinds = split_names(args.kinds);
+  o.approximate = split_names(args.approximate);
+  o.hnsw_ef.clear();
+  for (const auto& e : split_names(args.ef)) {
+    if (!all_digits(e) || std::stoi(e) < 1) {
+      spdlog::error("--ef: '{}' is not a positive integer", e);
+      return kExitUsage;
+    }
+    o.hnsw_ef.push_back(std::stoi(e));
+  }
+  if (o.hnsw_ef.empty()) o.hnsw_ef.push_back(64);
+  o.k = args.k;
+  o.oversampling = args.oversampling;
+  o.threads = args.threads;
+  o.calibration_sample = args.calibration_sample;
+  o.peers = !args.no_peers;
+  o.min_time = args.min_time;
+  o.work_dir = args.work_dir.empty() ? std::filesystem::temp_directory_path() / "vecstash-bench-search"
+                                     : std::filesystem::path(args.work_dir);
+  for (const auto& k : o.kinds) {
+    if (!vecstash::parse_code_kind(k)) {
+      spdlog::error("--kinds: unknown code kind '{}'", k);
+      return kExitUsage;
+    }
+  }
+  omp_set_num_threads(args.threads > 0 ? args.threads : omp_get_num_procs());
+  if (openblas_set_num_threads) openblas_set_num_threads(args.threads > 0 ? args.threads : omp_get_num_procs());
+
+  std::vector<bench::SearchBenchRow> all;
+  for (const auto& name : split_names(args.datasets)) {
+    bench::DatasetOptions dopt;
+    dopt.data_root = args.data_root;
+    dopt.max_queries = args.queries;
+    auto ds = name == "synthetic" ? vecstash::Result<bench::Dataset>(bench::make_synthetic_dataset(args.synthetic_rows, args.synthetic_dim, args.queries, 42))
+                                  : bench::load_named_dataset(name, dopt);
+    if (!ds.is_ok()) {
+      spdlog::error("{}", ds.status().to_string());
+      return kExitFailure;
+    }
+    spdlog::info("{}: {} x {} base, {} queries, metric {}", name, ds->base.rows, ds->base.cols, ds->queries.rows,
+                 vecstash::to_string(ds->metric));
+    auto rows = bench::run_search_bench(*ds, o);
+    if (!rows.is_ok()) {
+      spdlog::error("{}: {}", name, rows.status().to_string());
+      return kExitFailure;
+    }
+    all.insert(all.end(), rows->begin(), rows->end());
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(o.work_dir, ec);
+  std::fputs(bench::format_search_table(all).c_str(), stdout);
+  if (!args.csv.empty()) {
+    const auto s = bench::write_text_file(args.csv, bench::search_rows_to_csv(all));
+    if (!s.is_ok()) {
+      spdlog::error("{}", s.to_string());
+      return kExitFailure;
+    }
+  }
+  return 0;
 }
 
 int run_bench_compression(const CompressionArgs& args) {
@@ -341,6 +432,45 @@ int main(int argc, char** argv) {
                           "Write the trade-off plot (several data sets: one file each, NAME-<dataset>.svg, or "
                           "put {dataset} in the name)");
 
+  SearchArgs sargs;
+  CLI::App* search = bench_cmd->add_subcommand(
+      "search",
+      "Collections end to end: ingest rate (bulk and synced), exact and approximate queries/s and recall@k per "
+      "code kind, with and without rescoring, memory per vector; FAISS IndexFlat, SQ8 and HNSW in the same run");
+  search->fallthrough();
+  search->add_option("--dataset", sargs.datasets, "Named data sets, comma-separated (or 'synthetic')")
+      ->capture_default_str();
+  search->add_option("--data-root", sargs.data_root, "Folder of the named data sets")->capture_default_str();
+  search->add_option("--queries", sargs.queries, "Use the first N queries")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}));
+  search->add_option("--kinds", sargs.kinds, "Code kinds of the exact configurations")->capture_default_str();
+  search->add_option("--approximate", sargs.approximate, "Approximate configurations KIND:INDEX, comma-separated")
+      ->capture_default_str();
+  search->add_option("--ef", sargs.ef, "HNSW efSearch values")->capture_default_str();
+  search->add_option("--k", sargs.k, "k of recall@k")->capture_default_str()->check(CLI::Range(std::size_t{1}, std::size_t{1000}));
+  search->add_option("--oversampling", sargs.oversampling, "Candidates rescored per result")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 100.0));
+  search->add_option("--threads", sargs.threads, "Threads for vecstash, FAISS and OpenBLAS (0 = all cores)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1024));
+  search->add_option("--calibration-sample", sargs.calibration_sample, "Points that calibrate each collection")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{2}, std::size_t{10000000}));
+  search->add_flag("--no-peers", sargs.no_peers, "Skip the FAISS reference indexes");
+  search->add_option("--min-time", sargs.min_time, "Seconds to repeat each query batch (fastest run reported)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 60.0));
+  search->add_option("--work-dir", sargs.work_dir, "Where the benchmark databases are created (default: the temp dir)");
+  search->add_option("--csv", sargs.csv, "Write the results as CSV");
+  search->add_option("--synthetic-rows", sargs.synthetic_rows, "Rows of the 'synthetic' data set")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{100}, std::size_t{100000000}));
+  search->add_option("--synthetic-dim", sargs.synthetic_dim, "Dimension of the 'synthetic' data set")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{2}, std::size_t{65536}));
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -348,6 +478,7 @@ int main(int argc, char** argv) {
   }
   install_logging(verbose, quiet);
   if (compression->parsed()) return run_bench_compression(args);
+  if (search->parsed()) return run_bench_search(sargs);
   std::fputs(app.help().c_str(), stderr);
   return kExitUsage;
 }

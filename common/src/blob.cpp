@@ -57,6 +57,10 @@ void BlobWriter::f64s(std::span<const double> v) {
     u64(b);
   }
 }
+void BlobWriter::bytes(std::span<const std::uint8_t> v) {
+  u64(v.size());
+  out_.insert(out_.end(), v.begin(), v.end());
+}
 std::vector<std::uint8_t> BlobWriter::finish() {
   const std::uint32_t c = crc32(out_);
   put_le(out_, c);
@@ -94,6 +98,20 @@ Status BlobReader::take(void* dst, std::size_t n) {
 }
 
 Status BlobReader::u8(std::uint8_t* v) { return take(v, 1); }
+Status BlobReader::bytes(std::vector<std::uint8_t>* v, std::uint64_t max_count) {
+  std::uint64_t n = 0;
+  VECSTASH_RETURN_IF_ERROR(u64(&n));
+  if (n > max_count || pos_ > end_ || n > end_ - pos_) return corrupt("bad byte string length");
+  v->assign(blob_.begin() + static_cast<std::ptrdiff_t>(pos_), blob_.begin() + static_cast<std::ptrdiff_t>(pos_ + n));
+  pos_ += n;
+  return Status::ok();
+}
+Status BlobReader::string(std::string* v, std::uint64_t max_count) {
+  std::vector<std::uint8_t> b;
+  VECSTASH_RETURN_IF_ERROR(bytes(&b, max_count));
+  v->assign(b.begin(), b.end());
+  return Status::ok();
+}
 Status BlobReader::u16(std::uint16_t* v) {
   std::uint8_t b[2];
   VECSTASH_RETURN_IF_ERROR(take(b, 2));

@@ -50,6 +50,7 @@ Result<PointId> PointId::parse_uuid(std::string_view text) {
 
 Result<PointId> PointId::from_json(const nlohmann::json& value) {
   if (value.is_number_unsigned()) return number(value.get<std::uint64_t>());
+  if (value.is_number_integer() && value.get<std::int64_t>() >= 0) return number(value.get<std::uint64_t>());
   if (value.is_number_integer()) {
     return Status::invalid_argument("point id " + value.dump() + " is negative; ids are unsigned integers or UUIDs");
   }

@@ -8,6 +8,7 @@
 #include "cpu/codec_rows.h"
 #include "cpu/cpu_features.h"
 #include "cpu/parallel.h"
+#include "cpu/row_mask.h"
 #include "cpu/topk.h"
 
 namespace vecstash::kernels {
@@ -39,19 +40,7 @@ namespace {
 
 constexpr std::size_t kQueryGroup = 32;  // queries scored together against one decoded tile
 constexpr std::size_t kTileRows = 32;    // rows decoded per tile (32 x ld floats stay in L1)
-
-/// Offer the scores of rows [b0, b0 + rows) to a heap; keys are scores (kHib) or negated distances.
-template <bool kHib>
-void offer(TopKHeap& h, const float* s, std::size_t rows, std::size_t b0) {
-  float worst = h.threshold();
-  for (std::size_t r = 0; r < rows; ++r) {
-    const float key = kHib ? s[r] : -s[r];
-    if (key >= worst) {
-      h.push(key, static_cast<std::int64_t>(b0 + r));
-      worst = h.threshold();
-    }
-  }
-}
+static_assert(kTileRows <= 64, "a tile's eligibility bits fit one 64-bit word");
 
 /// A query prepared for one codec and metric (see codec.h for the scoring identity).
 struct PreparedQuery {
@@ -242,29 +231,26 @@ Status search_cpu(const Codec& codec, MatrixView<const float> queries, const Cod
     std::vector<float> tile(cpu::kTileRows * scorer.ld()), buf(cpu::kQueryGroup * cpu::kTileRows);
     for (std::size_t b0 = r0; b0 < r1; b0 += cpu::kTileRows) {
       const std::size_t rows = std::min(r1 - b0, cpu::kTileRows);
+      const std::uint64_t allowed = cpu::allow_bits(codes.allow, b0, rows);
+      if (allowed == 0) continue;  // nothing in this tile may be returned: do not score it
       scorer.score_tile(group, codes, b0, rows, tile.data(), buf.data());
       for (std::size_t i = 0; i < group.count; ++i) {
         cpu::TopKHeap& h = heaps[p * nq + q0 + i];
         const float* s = buf.data() + i * rows;
-        if (hib)
+        if (codes.allow != nullptr) {
+          if (hib)
+            cpu::offer_masked<true>(h, s, allowed, b0);
+          else
+            cpu::offer_masked<false>(h, s, allowed, b0);
+        } else if (hib) {
           cpu::offer<true>(h, s, rows, b0);
-        else
+        } else {
           cpu::offer<false>(h, s, rows, b0);
+        }
       }
     }
   });
-  cpu::parallel_chunks(nq, threads, [&](std::size_t b, std::size_t e) {
-    for (std::size_t q = b; q < e; ++q) {
-      cpu::TopKHeap& h = heaps[q];
-      for (std::size_t p = 1; p < parts; ++p)
-        for (const auto& c : heaps[p * nq + q].items()) h.push(c.key, c.id);
-      const auto sorted = h.take_sorted();
-      for (std::size_t i = 0; i < sorted.size(); ++i) {
-        out->ids[q * k + i] = sorted[i].id;
-        out->scores[q * k + i] = hib ? sorted[i].key : -sorted[i].key;
-      }
-    }
-  });
+  cpu::merge_and_write(heaps, parts, hib, threads, out);
   return Status::ok();
 }
 
@@ -305,8 +291,8 @@ Result<Codec> identity_codec(std::size_t dim) {
 }
 }  // namespace
 
-Status search_f32(MatrixView<const float> queries, MatrixView<const float> base, const SearchParams& params,
-                  TopK* out) {
+Status search_f32(MatrixView<const float> queries, MatrixView<const float> base, const SearchParams& params, TopK* out,
+                  const std::uint64_t* allow) {
   if (base.rows > 0 && (base.data == nullptr || base.stride < base.cols))
     return Status::invalid_argument("search_f32: bad base matrix view");
   auto codec = identity_codec(base.cols);
@@ -328,6 +314,7 @@ Status search_f32(MatrixView<const float> queries, MatrixView<const float> base,
   cv.codes = reinterpret_cast<const std::uint8_t*>(data);
   cv.rows = base.rows;
   cv.sq_norms = norms.empty() ? nullptr : norms.data();
+  cv.allow = allow;
   return search_cpu(*codec, queries, cv, params, out);
 }
 

@@ -3,8 +3,10 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "cpu/cpu_features.h"
 #include "cpu/dot_block.h"
@@ -142,14 +144,21 @@ void decode_tile(CodeKind kind, const std::uint8_t* codes, std::size_t cs, std::
 // QB queries x RB rows of dot products, accumulated over the zero-padded leading dimension.
 template <int QB, int RB>
 inline void dot_micro(const float* q, const float* t, std::size_t ld, std::size_t nrows, float* out) noexcept {
+  // The unroll pragmas keep the accumulators in registers at -O2 too (without them GCC 12 keeps the
+  // arrays in memory and the kernel runs several times slower in RelWithDebInfo builds).
   __m256 acc[QB][RB];
+#pragma GCC unroll 4
   for (int a = 0; a < QB; ++a)
+#pragma GCC unroll 4
     for (int b = 0; b < RB; ++b) acc[a][b] = _mm256_setzero_ps();
   for (std::size_t j = 0; j < ld; j += 8) {
     __m256 tv[RB];
+#pragma GCC unroll 4
     for (int b = 0; b < RB; ++b) tv[b] = _mm256_loadu_ps(t + b * ld + j);
+#pragma GCC unroll 4
     for (int a = 0; a < QB; ++a) {
       const __m256 qv = _mm256_loadu_ps(q + a * ld + j);
+#pragma GCC unroll 4
       for (int b = 0; b < RB; ++b) acc[a][b] = _mm256_fmadd_ps(qv, tv[b], acc[a][b]);
     }
   }
@@ -249,6 +258,182 @@ void convert_fp8(bool e4m3, const float* x, std::uint8_t* out, std::size_t n) no
   for (; i < n; ++i) out[i] = e4m3 ? numeric::float_to_e4m3(x[i]) : numeric::float_to_e5m2(x[i]);
 }
 
+// ---- int8 candidate scan ----
+// One call scores QB queries against a packed tile, 16 rows (two 8-row blocks) at a time. Per group
+// of 4 dimensions: vpmaddubsw multiplies the 32 u8 code bytes of a block by the query's 4 s8 values
+// (broadcast) and adds adjacent pairs into int16 (|pair| <= 2 * 255 * 64, never saturates);
+// vpmaddwd with ones adds the two pairs of each row into int32: the 8 lanes are 8 rows' partial sums,
+// so no horizontal reduction is needed. QB x 2 accumulators stay in registers over all dimensions.
+// Packing: for each full block of 8 rows, 8 groups (32 bytes) of every row are loaded and transposed
+// as an 8 x 8 matrix of 32-bit words, so that each output vector holds one group of the 8 rows.
+void i8_pack(const std::uint8_t* codes, std::size_t code_size, std::size_t rows, std::size_t dim,
+             std::uint8_t* packed) noexcept {
+  const std::size_t steps = (dim + 3) / 4, full = dim / 4, rows16 = (rows + 15) / 16 * 16;
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+  std::size_t r = 0;
+  for (; r + 8 <= rows; r += 8) {
+    std::uint8_t* blk = packed + (r / 8) * steps * 32;
+    const std::uint8_t* c = codes + r * code_size;
+    // Blocks of 8 groups; the last one may overlap the previous (it rewrites the same bytes), so only a
+    // partial group (dim % 4 != 0) and dimensions below 32 take the byte-wise path.
+    std::size_t done = 0;
+    for (std::size_t s0 = 0; full >= 8 && done < full; s0 += 8) {
+      const std::size_t s = std::min(s0, full - 8);
+      done = s + 8;
+      __m256i x[8];
+      for (int i = 0; i < 8; ++i)
+        x[i] =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + static_cast<std::size_t>(i) * code_size + 4 * s));
+      const __m256i t0 = _mm256_unpacklo_epi32(x[0], x[1]), t1 = _mm256_unpackhi_epi32(x[0], x[1]);
+      const __m256i t2 = _mm256_unpacklo_epi32(x[2], x[3]), t3 = _mm256_unpackhi_epi32(x[2], x[3]);
+      const __m256i t4 = _mm256_unpacklo_epi32(x[4], x[5]), t5 = _mm256_unpackhi_epi32(x[4], x[5]);
+      const __m256i t6 = _mm256_unpacklo_epi32(x[6], x[7]), t7 = _mm256_unpackhi_epi32(x[6], x[7]);
+      // u[g] holds group g (low lane) and g + 4 (high lane) of rows 0-3 (u) and 4-7 (v).
+      const __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
+      const __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
+      const __m256i v0 = _mm256_unpacklo_epi64(t4, t6), v1 = _mm256_unpackhi_epi64(t4, t6);
+      const __m256i v2 = _mm256_unpacklo_epi64(t5, t7), v3 = _mm256_unpackhi_epi64(t5, t7);
+      const __m256i out[8] = {_mm256_permute2x128_si256(u0, v0, 0x20), _mm256_permute2x128_si256(u1, v1, 0x20),
+                              _mm256_permute2x128_si256(u2, v2, 0x20), _mm256_permute2x128_si256(u3, v3, 0x20),
+                              _mm256_permute2x128_si256(u0, v0, 0x31), _mm256_permute2x128_si256(u1, v1, 0x31),
+                              _mm256_permute2x128_si256(u2, v2, 0x31), _mm256_permute2x128_si256(u3, v3, 0x31)};
+      for (int g = 0; g < 8; ++g)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(blk + (s + static_cast<std::size_t>(g)) * 32),
+                            _mm256_xor_si256(out[g], flip));
+    }
+    for (std::size_t s = done; s < steps; ++s)
+      for (std::size_t i = 0; i < 8; ++i) i8_pack_group(c + i * code_size, dim, s, blk + 32 * s + 4 * i);
+  }
+  for (; r < rows16; ++r) {
+    std::uint8_t* blk = packed + (r / 8) * steps * 32 + (r % 8) * 4;
+    for (std::size_t s = 0; s < steps; ++s) {
+      if (r < rows)
+        i8_pack_group(codes + r * code_size, dim, s, blk + 32 * s);
+      else
+        std::memset(blk + 32 * s, 0, 4);
+    }
+  }
+}
+
+inline __m256i i8_madd(__m256i acc, __m256i x, __m256i qv, __m256i ones) noexcept {
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(x, qv), ones));
+}
+inline __m256i i8_bcast(const std::int8_t* p) noexcept {
+  std::int32_t w;
+  std::memcpy(&w, p, 4);
+  return _mm256_set1_epi32(w);
+}
+
+/// A necessary condition for key >= threshold under kIp: acc > the returned value. key = a + b * (acc -
+/// corr) up to float rounding (relative 2^-22 at most), so the bound is loosened by 1e-5 (|thr| + |a|)
+/// and two units; the exact float comparison follows for the rows that pass.
+inline std::int32_t i8_ip_prefilter(float thr, float a, float b, std::int32_t corr) noexcept {
+  constexpr double kMin = -2147483648.0, kMax = 2147483647.0;
+  if (!(thr > -std::numeric_limits<float>::infinity()) || !(b > 0.0f)) return std::numeric_limits<std::int32_t>::min();
+  const double eps = 1e-5 * (std::fabs(double{thr}) + std::fabs(double{a})) + 1e-30;
+  const double t = std::floor((double{thr} - a - eps) / b) - 2.0 + corr;
+  return static_cast<std::int32_t>(std::clamp(t, kMin, kMax));
+}
+
+template <int QB>
+void i8_score_block(Metric metric, const I8ScanQueries& q, const I8ScanTile& t, float* keys,
+                    std::uint64_t* hits) noexcept {
+  const std::size_t steps = t.steps, qlen = 4 * steps;
+  const __m256i ones = _mm256_set1_epi16(1);
+  const std::int8_t* q0 = q.q;
+  const std::int8_t* q1 = q.q + (QB > 1 ? qlen : 0);
+  const std::int8_t* q2 = q.q + (QB > 2 ? 2 * qlen : 0);
+  const std::int8_t* q3 = q.q + (QB > 3 ? 3 * qlen : 0);
+  // 1. Exact integer sums of every row of the tile for the QB queries.
+  alignas(32) std::int32_t sums[QB][kI8TileRows];
+  for (std::size_t r0 = 0; r0 < t.rows; r0 += 16) {
+    const std::uint8_t* b0 = t.packed + (r0 / 8) * steps * 32;
+    const std::uint8_t* b1 = b0 + steps * 32;
+    // Named accumulators (not an array): GCC keeps them in registers.
+    __m256i a00 = _mm256_setzero_si256(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+    for (std::size_t s = 0; s < steps; ++s) {
+      const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b0 + 32 * s));
+      const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b1 + 32 * s));
+      const __m256i v0 = i8_bcast(q0 + 4 * s);
+      a00 = i8_madd(a00, x0, v0, ones);
+      a01 = i8_madd(a01, x1, v0, ones);
+      if constexpr (QB > 1) {
+        const __m256i v1 = i8_bcast(q1 + 4 * s);
+        a10 = i8_madd(a10, x0, v1, ones);
+        a11 = i8_madd(a11, x1, v1, ones);
+      }
+      if constexpr (QB > 2) {
+        const __m256i v2 = i8_bcast(q2 + 4 * s);
+        a20 = i8_madd(a20, x0, v2, ones);
+        a21 = i8_madd(a21, x1, v2, ones);
+      }
+      if constexpr (QB > 3) {
+        const __m256i v3 = i8_bcast(q3 + 4 * s);
+        a30 = i8_madd(a30, x0, v3, ones);
+        a31 = i8_madd(a31, x1, v3, ones);
+      }
+    }
+    auto store = [&](int a, __m256i lo, __m256i hi) {
+      _mm256_store_si256(reinterpret_cast<__m256i*>(sums[a] + r0), lo);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(sums[a] + r0 + 8), hi);
+    };
+    store(0, a00, a01);
+    if constexpr (QB > 1) store(1, a10, a11);
+    if constexpr (QB > 2) store(2, a20, a21);
+    if constexpr (QB > 3) store(3, a30, a31);
+  }
+  // 2. Keys and threshold hits, per query.
+  for (int a = 0; a < QB; ++a) {
+    std::uint64_t h = 0;
+    float* key_out = keys + a * kI8TileRows;
+    const float qa = q.a[a], qb = q.b[a], thr = q.threshold[a];
+    const std::int32_t corr = q.corr[a];
+    if (metric == Metric::kIp) {
+      // Integer prefilter, then float keys only for the rows that pass (after the first tiles, few do).
+      const __m256i tv = _mm256_set1_epi32(i8_ip_prefilter(thr, qa, qb, corr));
+      std::uint64_t pass = 0;
+      for (std::size_t r = 0; r < t.rows; r += 8) {
+        const __m256i gt = _mm256_cmpgt_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(sums[a] + r)), tv);
+        pass |= static_cast<std::uint64_t>(_mm256_movemask_ps(_mm256_castsi256_ps(gt))) << r;
+      }
+      for (; pass != 0; pass &= pass - 1) {
+        const auto r = static_cast<std::size_t>(std::countr_zero(pass));
+        const float key = qa + qb * static_cast<float>(sums[a][r] - corr);
+        key_out[r] = key;
+        if (key >= thr) h |= std::uint64_t{1} << r;
+      }
+    } else {
+      const __m256i cv = _mm256_set1_epi32(corr);
+      const __m256 av = _mm256_set1_ps(qa), bv = _mm256_set1_ps(qb), tv = _mm256_set1_ps(thr);
+      const __m256 qq = _mm256_set1_ps(q.qq[a]), two = _mm256_set1_ps(2.0f), sign = _mm256_set1_ps(-0.0f);
+      for (std::size_t r = 0; r < t.rows; r += 8) {
+        const __m256i sum = _mm256_load_si256(reinterpret_cast<const __m256i*>(sums[a] + r));
+        const __m256 ip = _mm256_add_ps(av, _mm256_mul_ps(bv, _mm256_cvtepi32_ps(_mm256_sub_epi32(sum, cv))));
+        const __m256 term = _mm256_loadu_ps(t.row_term + r);
+        const __m256 key = metric == Metric::kCos
+                               ? _mm256_mul_ps(ip, term)
+                               : _mm256_xor_ps(_mm256_add_ps(_mm256_sub_ps(qq, _mm256_mul_ps(two, ip)), term), sign);
+        _mm256_storeu_ps(key_out + r, key);
+        h |= static_cast<std::uint64_t>(_mm256_movemask_ps(_mm256_cmp_ps(key, tv, _CMP_GE_OQ))) << r;
+      }
+    }
+    hits[a] = h;
+  }
+}
+
+void i8_score(Metric metric, const I8ScanQueries& q, const I8ScanTile& t, float* keys, std::uint64_t* hits) noexcept {
+  switch (q.count) {
+    case 1:
+      return i8_score_block<1>(metric, q, t, keys, hits);
+    case 2:
+      return i8_score_block<2>(metric, q, t, keys, hits);
+    case 3:
+      return i8_score_block<3>(metric, q, t, keys, hits);
+    default:
+      return i8_score_block<4>(metric, q, t, keys, hits);
+  }
+}
+
 }  // namespace
 
 KernelTable make_avx2_table() noexcept {
@@ -261,6 +446,8 @@ KernelTable make_avx2_table() noexcept {
   t.hamming = hamming;
   t.encode_i8 = encode_i8;
   t.convert_fp8 = convert_fp8;
+  t.i8_pack = i8_pack;
+  t.i8_score = i8_score;
   return t;
 }
 

@@ -19,15 +19,21 @@ inline __mmask16 tail_mask(std::size_t remaining) noexcept {
 
 template <int QB, int RB>
 inline void dot_micro(const float* q, const float* t, std::size_t ld, std::size_t nrows, float* out) noexcept {
+  // Unrolled so that GCC keeps the accumulators in registers at -O2 as well (see simd_avx2.cpp).
   __m512 acc[QB][RB];
+#pragma GCC unroll 4
   for (int a = 0; a < QB; ++a)
+#pragma GCC unroll 4
     for (int b = 0; b < RB; ++b) acc[a][b] = _mm512_setzero_ps();
   for (std::size_t j = 0; j < ld; j += 16) {
     const __mmask16 m = tail_mask(ld - j);
     __m512 tv[RB];
+#pragma GCC unroll 4
     for (int b = 0; b < RB; ++b) tv[b] = _mm512_maskz_loadu_ps(m, t + b * ld + j);
+#pragma GCC unroll 4
     for (int a = 0; a < QB; ++a) {
       const __m512 qv = _mm512_maskz_loadu_ps(m, q + a * ld + j);
+#pragma GCC unroll 4
       for (int b = 0; b < RB; ++b) acc[a][b] = _mm512_fmadd_ps(qv, tv[b], acc[a][b]);
     }
   }

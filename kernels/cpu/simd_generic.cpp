@@ -66,6 +66,51 @@ void convert_fp8(bool e4m3, const float* x, std::uint8_t* out, std::size_t n) no
     for (std::size_t i = 0; i < n; ++i) out[i] = numeric::float_to_e5m2(x[i]);
 }
 
+void i8_pack(const std::uint8_t* codes, std::size_t code_size, std::size_t rows, std::size_t dim,
+             std::uint8_t* packed) noexcept {
+  const std::size_t steps = (dim + 3) / 4, rows16 = (rows + 15) / 16 * 16;
+  for (std::size_t r = 0; r < rows16; ++r) {
+    std::uint8_t* blk = packed + (r / 8) * steps * 32 + (r % 8) * 4;
+    for (std::size_t s = 0; s < steps; ++s) {
+      if (r < rows)
+        i8_pack_group(codes + r * code_size, dim, s, blk + 32 * s);
+      else
+        std::memset(blk + 32 * s, 0, 4);
+    }
+  }
+}
+
+// The key of one row from its exact integer dot product (the formula of I8ScoreFn).
+inline float i8_key(Metric metric, std::int32_t acc, const I8ScanQueries& q, std::size_t i, float row_term) noexcept {
+  const float ip = q.a[i] + q.b[i] * static_cast<float>(acc - q.corr[i]);
+  switch (metric) {
+    case Metric::kCos:
+      return ip * row_term;
+    case Metric::kL2:
+      return -(q.qq[i] - 2.0f * ip + row_term);
+    default:
+      return ip;
+  }
+}
+
+void i8_score(Metric metric, const I8ScanQueries& q, const I8ScanTile& t, float* keys, std::uint64_t* hits) noexcept {
+  const std::size_t qlen = 4 * t.steps;
+  for (std::size_t i = 0; i < q.count; ++i) {
+    const std::int8_t* qi = q.q + i * qlen;
+    std::uint64_t h = 0;
+    for (std::size_t r = 0; r < t.rows; ++r) {
+      const std::uint8_t* c = t.packed + (r / 8) * t.steps * 32 + (r % 8) * 4;
+      std::int32_t acc = 0;
+      for (std::size_t s = 0; s < t.steps; ++s)
+        for (std::size_t u = 0; u < 4; ++u) acc += static_cast<std::int32_t>(c[32 * s + u]) * qi[4 * s + u];
+      const float key = i8_key(metric, acc, q, i, t.row_term ? t.row_term[r] : 0.0f);
+      keys[i * kI8TileRows + r] = key;
+      if (key >= q.threshold[i]) h |= std::uint64_t{1} << r;
+    }
+    hits[i] = h;
+  }
+}
+
 }  // namespace
 
 KernelTable make_generic_table() noexcept {
@@ -78,6 +123,8 @@ KernelTable make_generic_table() noexcept {
   t.hamming = hamming;
   t.encode_i8 = encode_i8;
   t.convert_fp8 = convert_fp8;
+  t.i8_pack = i8_pack;
+  t.i8_score = i8_score;
   return t;
 }
 

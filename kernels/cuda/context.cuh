@@ -28,7 +28,9 @@ class CudaContext final : public GpuContext {
                 std::span<float> sq_norms) override;
   Status decode(const Codec& codec, std::span<const std::uint8_t> codes, MatrixView<float> out) override;
   Status upload_codes(const Codec& codec, const CodeView& codes) override;
-  Status search(MatrixView<const float> queries, const SearchParams& params, TopK* out) override;
+  using GpuContext::search;  // the overload without an eligibility bitset
+  Status search(MatrixView<const float> queries, const SearchParams& params, const std::uint64_t* allow,
+                TopK* out) override;
   void set_tile_rows(std::size_t rows) override { tile_rows_ = rows; }
   Result<Pca> pca_fit(MatrixView<const float> sample, const PcaOptions& options) override;
   Status pca_transform(const Pca& pca, MatrixView<const float> rows, MatrixView<float> out, bool center) override;

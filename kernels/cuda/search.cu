@@ -16,6 +16,9 @@
 //   3. merge_pairs: sorted candidate lists are merged pairwise (rank by binary search), each merge
 //      keeping the best k, until one list per query remains.
 //   4. finalize: ids and natural-form scores, -1 and -inf/+inf padding past the end.
+// An eligibility bitset (search(..., allow, ...)) is copied into the workspace with the queries; a row
+// whose bit is clear enters the tile sort as padding (-inf, kNoRow), exactly like the rows past the
+// end of the last tile, so it can never displace a real candidate and comes out as id -1.
 // k up to kMaxK (4096) is supported; the workspace is grown once per context and query batches are
 // sized to fit it, so the search path does not allocate once warmed up.
 #include <cuda_fp16.h>
@@ -102,6 +105,7 @@ struct ScoreArgs {
   std::size_t n = 0;
   const float* row_scale = nullptr;      // n floats, float8 per-vector only
   const float* sq_norms = nullptr;       // n floats (l2, cos)
+  const std::uint64_t* allow = nullptr;  // ceil(n / 64) words of row eligibility, or null (all rows)
   const float* qs = nullptr;             // nb x qs_len
   const std::uint32_t* qbits = nullptr;  // nb x qbits_len
   const float* c0 = nullptr;
@@ -256,6 +260,16 @@ __global__ void __launch_bounds__(kThreads) score_topk(ScoreArgs a) {
     }
   }
 
+  // Rows past the end of the tile, and rows excluded by the eligibility bitset, are neither scored
+  // nor offered (they become padding in the sort below).
+  bool allowed[kRowsPerThread];
+#pragma unroll
+  for (unsigned r = 0; r < kRowsPerThread; ++r) {
+    const unsigned local = tid + r * kThreads;
+    const std::size_t gr = row0 + local;
+    allowed[r] = local < tile_len && (a.allow == nullptr || ((a.allow[gr / 64] >> (gr % 64)) & 1u) != 0);
+  }
+
   float acc[kRowsPerThread][kQueries];
   std::uint32_t hacc[kRowsPerThread][kQueries];
 #pragma unroll
@@ -288,7 +302,7 @@ __global__ void __launch_bounds__(kThreads) score_topk(ScoreArgs a) {
 #pragma unroll
     for (unsigned r = 0; r < kRowsPerThread; ++r) {
       const unsigned local = tid + r * kThreads;
-      if (local < tile_len) {
+      if (allowed[r]) {
         const auto* p = reinterpret_cast<const uint4*>(a.codes + (row0 + local) * a.stride + cb);
         for (unsigned u = 0; u < words; ++u) {
           const uint4 w = __ldg(p + u);
@@ -320,7 +334,7 @@ __global__ void __launch_bounds__(kThreads) score_topk(ScoreArgs a) {
       if (local >= size) continue;
       float key = -INFINITY;
       std::uint32_t row = kNoRow;
-      if (local < tile_len) {
+      if (allowed[r]) {
         const std::size_t gr = row0 + local;
         row = static_cast<std::uint32_t>(gr);
         // Pick this query's accumulator without a dynamically indexed register array.
@@ -578,7 +592,8 @@ Status CudaContext::upload_codes(const Codec& codec, const CodeView& codes) {
   return Status::ok();
 }
 
-Status CudaContext::search(MatrixView<const float> queries, const SearchParams& params, TopK* out) {
+Status CudaContext::search(MatrixView<const float> queries, const SearchParams& params, const std::uint64_t* allow,
+                           TopK* out) {
   if (out == nullptr) return Status::invalid_argument("GPU search: null output");
   if (!uploaded_) return Status::failed_precondition("GPU search: no codes uploaded (call upload_codes first)");
   // The uploaded rows were checked at upload; validate the queries and parameters against the codec.
@@ -634,7 +649,12 @@ Status CudaContext::search(MatrixView<const float> queries, const SearchParams& 
   const std::size_t off_cb = layout.add(batch * plan.max_entries * sizeof(Cand));
   const std::size_t off_id = layout.add(batch * k * sizeof(std::int64_t));
   const std::size_t off_sc = layout.add(batch * k * sizeof(float));
+  const std::size_t allow_words = allow != nullptr ? ceil_div(n, std::size_t{64}) : 0;
+  const std::size_t off_al = layout.add(allow_words * sizeof(std::uint64_t));
   VECSTASH_RETURN_IF_ERROR(search_ws_.reserve(layout.total()));
+  if (allow != nullptr)
+    VECSTASH_CUDA_TRY(cudaMemcpyAsync(search_ws_.as<std::uint64_t>(off_al), allow, allow_words * sizeof(std::uint64_t),
+                                      cudaMemcpyHostToDevice, stream_));
 
   QueryArgs qa;
   qa.queries = search_ws_.as<float>(off_q);
@@ -654,6 +674,7 @@ Status CudaContext::search(MatrixView<const float> queries, const SearchParams& 
   sa.n = n;
   sa.row_scale = search_args_.per_vector ? row_scales_.as<float>() : nullptr;
   sa.sq_norms = has_sq_norms_ ? sq_norms_.as<float>() : nullptr;
+  sa.allow = allow != nullptr ? search_ws_.as<std::uint64_t>(off_al) : nullptr;
   sa.qs = qa.qs;
   sa.qbits = qa.qbits;
   sa.c0 = qa.c0;

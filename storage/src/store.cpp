@@ -93,6 +93,11 @@ Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& dir, con
     return Status::invalid_argument("store: " + dir.string() + " exists and is not a directory");
   if (!std::filesystem::exists(dir, ec) && !options.create_if_missing)
     return Status::not_found("store: no database at " + dir.string());
+  if (options.create_if_missing && !std::filesystem::exists(dir, ec)) {
+    // Parent folders too, as users of a data directory setting expect.
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return Status::unavailable("store: cannot create " + dir.string() + ": " + ec.message());
+  }
 
   rocksdb::Options db_options;
   db_options.create_if_missing = options.create_if_missing;

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <random>
 #include <tuple>
 
 #include "cpu/cpu_features.h"
@@ -345,6 +346,84 @@ TEST_P(CpuIsa, Float8ConversionIsBitExact) {
     generic->convert_fp8(e4m3, xs.data(), b.data(), xs.size());
     for (std::size_t i = 0; i < xs.size(); ++i)
       ASSERT_EQ(a[i], b[i]) << (e4m3 ? "e4m3" : "e5m2") << " x=" << xs[i] << " bits=" << numeric::float_bits(xs[i]);
+  }
+}
+
+// The int8 candidate scan kernels: packing is byte-identical, and every ISA reports the same hits with
+// bit-identical keys for them (random codes, all three metrics, thresholds that let some rows through).
+TEST_P(CpuIsa, Int8ScanKernelsAgreeWithPortableOnes) {
+  const auto* generic = cpu::kernels_for("generic");
+  const auto* t = cpu::kernels_for(GetParam());
+  if (t == nullptr) GTEST_SKIP() << "this processor cannot run the " << GetParam() << " kernels";
+  std::mt19937_64 rng(5);
+  for (std::size_t dim : {1, 3, 4, 31, 32, 33, 100, 384}) {
+    const std::size_t steps = (dim + 3) / 4, cs = dim + 3;  // code rows further apart than dim bytes
+    for (std::size_t rows : {1, 7, 8, 15, 16, 17, 40, 64}) {
+      std::vector<std::uint8_t> codes(rows * cs);
+      for (auto& c : codes) c = static_cast<std::uint8_t>(rng());
+      const std::size_t rows16 = (rows + 15) / 16 * 16;
+      std::vector<std::uint8_t> pa(rows16 * 4 * steps, 0xAA), pb(rows16 * 4 * steps, 0x55);
+      t->i8_pack(codes.data(), cs, rows, dim, pa.data());
+      generic->i8_pack(codes.data(), cs, rows, dim, pb.data());
+      ASSERT_EQ(pa, pb) << GetParam() << " pack d" << dim << " rows" << rows;
+
+      for (std::size_t nq = 1; nq <= cpu::kI8QueryBlock; ++nq) {
+        std::vector<std::int8_t> q(nq * 4 * steps, 0);
+        std::vector<std::int32_t> corr(nq);
+        std::vector<float> a(nq), b(nq), qq(nq), thr(nq);
+        for (std::size_t i = 0; i < nq; ++i) {
+          std::int32_t sum = 0;
+          for (std::size_t j = 0; j < dim; ++j) {
+            q[i * 4 * steps + j] = static_cast<std::int8_t>(static_cast<int>(rng() % 129) - 64);
+            sum += q[i * 4 * steps + j];
+          }
+          corr[i] = 128 * sum;
+          a[i] = 0.25f * static_cast<float>(static_cast<int>(rng() % 100) - 50);
+          b[i] = i == 2 ? 0.0f : 1e-3f * static_cast<float>(1 + rng() % 100);  // query 2: all-zero step
+          qq[i] = 10.0f;
+        }
+        std::vector<float> term(rows16);
+        for (auto& v : term) v = 0.5f + 1e-3f * static_cast<float>(rng() % 1000);
+        for (Metric metric : {Metric::kIp, Metric::kCos, Metric::kL2}) {
+          for (int pass = 0; pass < 3; ++pass) {
+            // Thresholds: -inf (every row), then the key of a random row of the generic result.
+            std::vector<float> ka(cpu::kI8QueryBlock * cpu::kI8TileRows), kb = ka;
+            std::uint64_t ha[cpu::kI8QueryBlock] = {}, hb[cpu::kI8QueryBlock] = {};
+            cpu::I8ScanQueries sq;
+            sq.q = q.data();
+            sq.count = nq;
+            sq.corr = corr.data();
+            sq.a = a.data();
+            sq.b = b.data();
+            sq.qq = qq.data();
+            sq.threshold = thr.data();
+            cpu::I8ScanTile tile;
+            tile.packed = pb.data();
+            tile.rows = rows16;
+            tile.steps = steps;
+            tile.row_term = term.data();
+            if (pass == 0) std::fill(thr.begin(), thr.end(), -INFINITY);
+            generic->i8_score(metric, sq, tile, kb.data(), hb);
+            if (pass > 0) {
+              for (std::size_t i = 0; i < nq; ++i) thr[i] = kb[i * cpu::kI8TileRows + rng() % rows16];
+              generic->i8_score(metric, sq, tile, kb.data(), hb);
+            }
+            t->i8_score(metric, sq, tile, ka.data(), ha);
+            for (std::size_t i = 0; i < nq; ++i) {
+              ASSERT_EQ(ha[i], hb[i]) << GetParam() << " hits d" << dim << " rows" << rows << " q" << i << " "
+                                      << to_string(metric) << " pass " << pass;
+              for (std::size_t r = 0; r < rows16; ++r) {
+                if ((hb[i] >> r) & 1) {
+                  ASSERT_EQ(numeric::float_bits(ka[i * cpu::kI8TileRows + r]),
+                            numeric::float_bits(kb[i * cpu::kI8TileRows + r]))
+                      << GetParam() << " key d" << dim << " row " << r;
+                }
+              }
+            }
+          }
+        }
+      }
+    }
   }
 }
 

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <random>
 #include <set>
 #include <sstream>
 #include <string>
@@ -257,14 +258,17 @@ Tolerance tolerance_for(Metric metric, const Matrix& queries, const Collection& 
 /// tolerance) to the exact CPU score of the id it names and to the CPU score at the same rank,
 /// ids equal except where the CPU scores tie within tolerance, the GPU order best first with ties by
 /// row. `exact` is nq x rows of CPU scores (score_all_cpu).
+/// With an eligibility bitset `allow`, only allowed ids may appear and min(k, allowed rows) are real.
 void expect_same_topk(const TopK& cpu, const TopK& gpu, const Matrix& exact, std::size_t n, Metric metric,
-                      const Tolerance& tol, const std::string& what) {
+                      const Tolerance& tol, const std::string& what, const std::uint64_t* allow = nullptr) {
   ASSERT_EQ(gpu.nq, cpu.nq) << what;
   ASSERT_EQ(gpu.k, cpu.k) << what;
   ASSERT_EQ(gpu.ids.size(), cpu.ids.size()) << what;
   ASSERT_EQ(gpu.scores.size(), cpu.scores.size()) << what;
   const bool hib = higher_is_better(metric);
-  const std::size_t k = cpu.k, filled = std::min(n, k);
+  std::size_t allowed = 0;
+  for (std::size_t r = 0; r < n; ++r) allowed += row_allowed(allow, r) ? 1 : 0;
+  const std::size_t k = cpu.k, filled = std::min(allowed, k);
   std::size_t id_mismatches = 0;
   for (std::size_t q = 0; q < cpu.nq; ++q) {
     const auto ci = cpu.ids_of(q), gi = gpu.ids_of(q);
@@ -280,6 +284,7 @@ void expect_same_topk(const TopK& cpu, const TopK& gpu, const Matrix& exact, std
       }
       ASSERT_GE(gi[i], 0) << at;
       ASSERT_LT(static_cast<std::size_t>(gi[i]), n) << at;
+      ASSERT_TRUE(row_allowed(allow, static_cast<std::size_t>(gi[i]))) << at << ": id " << gi[i] << " is not allowed";
       ASSERT_TRUE(seen.insert(gi[i]).second) << at << ": id " << gi[i] << " returned twice";
       const float truth = exact.row(q)[gi[i]];
       ASSERT_NEAR(gs[i], truth, tol.at(q, truth)) << at << ": GPU score of id " << gi[i] << " is off";
@@ -347,6 +352,79 @@ TEST_P(GpuSearchParity, TopKMatchesCpu) {
         if (HasFatalFailure()) return;
       }
     }
+  }
+  gpu->set_tile_rows(0);
+}
+
+/// Eligibility bitsets over n rows: all but a few, about half (random), exactly k - 1 rows, none.
+/// One spare word past the end with every bit set (bits past the last row must be ignored).
+std::vector<std::pair<std::string, std::vector<std::uint64_t>>> masks_for(std::size_t n, std::size_t k,
+                                                                          std::uint64_t seed) {
+  auto words = [n](const std::vector<bool>& on) {
+    std::vector<std::uint64_t> w((n + 63) / 64 + 1, 0);
+    for (std::size_t r = 0; r < n; ++r)
+      if (on[r]) w[r / 64] |= std::uint64_t{1} << (r % 64);
+    w.back() = ~std::uint64_t{0};
+    if (n % 64 != 0) w[n / 64] |= ~std::uint64_t{0} << (n % 64);
+    return w;
+  };
+  std::vector<std::pair<std::string, std::vector<std::uint64_t>>> m;
+  std::vector<bool> on(n, true);
+  for (std::size_t r : {std::size_t{0}, std::size_t{1}, std::size_t{8}, std::size_t{63}, n / 2, n - 1})
+    if (r < n) on[r] = false;
+  m.emplace_back("all_but_few", words(on));
+  std::mt19937_64 rng(seed);
+  for (std::size_t r = 0; r < n; ++r) on[r] = (rng() & 1) != 0;
+  m.emplace_back("half", words(on));
+  std::fill(on.begin(), on.end(), false);
+  for (std::size_t i = 0; i + 1 < k && i < n; ++i) on[(i * 7919 + 13) % n] = true;  // n prime to 7919
+  m.emplace_back("k_minus_1", words(on));
+  std::fill(on.begin(), on.end(), false);
+  m.emplace_back("none", words(on));
+  return m;
+}
+
+TEST_P(GpuSearchParity, EligibilityBitsetMatchesCpu) {
+  REQUIRE_GPU(gpu);
+  const SearchCase sc = GetParam();
+  constexpr std::size_t kRows = 5003, kDim = 97, kQueries = 13;
+  const Matrix base = base_rows(kRows, kDim, 44);
+  const Collection col = make_collection(sc.km, base);
+  ASSERT_TRUE(col.codec.trained());
+  const Matrix queries = queries_for(kQueries, kDim, 45);
+  Matrix exact(kQueries, kRows);
+  ASSERT_TRUE(score_all_cpu(col.codec, queries.view(), col.view(kRows), sc.metric, exact.mut()).is_ok());
+  const Tolerance tol = tolerance_for(sc.metric, queries, col);
+  ASSERT_TRUE(gpu->upload_codes(col.codec, col.view(kRows)).is_ok());
+  for (std::size_t k : {1, 10, 100}) {
+    for (const auto& [name, mask] : masks_for(kRows, k, 46 + k)) {
+      SearchParams p;
+      p.metric = sc.metric;
+      p.k = k;
+      CodeView view = col.view(kRows);
+      view.allow = mask.data();
+      TopK cpu;
+      ASSERT_TRUE(search_cpu(col.codec, queries.view(), view, p, &cpu).is_ok());
+      for (std::size_t tile : {0, 7, 64}) {
+        gpu->set_tile_rows(tile);
+        TopK got;
+        const Status st = gpu->search(queries.view(), p, mask.data(), &got);
+        ASSERT_TRUE(st.is_ok()) << st.to_string();
+        expect_same_topk(cpu, got, exact, kRows, sc.metric, tol,
+                         name_of(sc) + " k=" + std::to_string(k) + " mask=" + name + " tile=" + std::to_string(tile),
+                         mask.data());
+        if (HasFatalFailure()) return;
+      }
+    }
+    // The bitset is per call: the next search without one sees every row again.
+    SearchParams p;
+    p.metric = sc.metric;
+    p.k = k;
+    TopK cpu, got;
+    ASSERT_TRUE(search_cpu(col.codec, queries.view(), col.view(kRows), p, &cpu).is_ok());
+    ASSERT_TRUE(gpu->search(queries.view(), p, &got).is_ok());
+    expect_same_topk(cpu, got, exact, kRows, sc.metric, tol, name_of(sc) + " after masks k=" + std::to_string(k));
+    if (HasFatalFailure()) return;
   }
   gpu->set_tile_rows(0);
 }

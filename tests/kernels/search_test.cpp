@@ -5,8 +5,12 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <random>
+#include <string>
 #include <tuple>
 
+#include "cpu/cpu_features.h"
+#include "cpu/i8_scan.h"
 #include "testing/random_data.h"
 
 namespace vecstash::kernels {
@@ -147,6 +151,118 @@ TEST_P(SearchVsNaive, TopKEqualsReference) {
   }
 }
 
+// ---- row eligibility (CodeView::allow) ----------------------------------------------------------
+
+struct Mask {
+  std::string name;
+  std::vector<std::uint64_t> words;  // empty = no bitset (null)
+  const std::uint64_t* ptr() const { return words.empty() ? nullptr : words.data(); }
+};
+
+std::vector<std::uint64_t> mask_words(std::size_t n, const std::vector<bool>& on) {
+  std::vector<std::uint64_t> w((n + 63) / 64 + 1, 0);  // + 1: a word past the end must not matter
+  for (std::size_t r = 0; r < n; ++r)
+    if (on[r]) w[r / 64] |= std::uint64_t{1} << (r % 64);
+  w.back() = ~std::uint64_t{0};
+  if (n % 64 != 0) w[n / 64] |= ~std::uint64_t{0} << (n % 64);  // bits past the last row are set: ignored
+  return w;
+}
+
+/// none (null), all but a few, ~50% random, exactly k - 1 allowed (spread out), nothing allowed.
+std::vector<Mask> masks_for(std::size_t n, std::size_t k, std::uint64_t seed) {
+  std::vector<Mask> m;
+  m.push_back({"null", {}});
+  std::vector<bool> on(n, true);
+  for (std::size_t r : {std::size_t{0}, std::size_t{1}, std::size_t{63}, std::size_t{64}, n / 2, n - 1})
+    if (r < n) on[r] = false;
+  m.push_back({"all_but_few", mask_words(n, on)});
+  std::mt19937_64 rng(seed);
+  for (std::size_t r = 0; r < n; ++r) on[r] = (rng() & 1) != 0;
+  m.push_back({"half", mask_words(n, on)});
+  std::fill(on.begin(), on.end(), false);
+  for (std::size_t i = 0; i + 1 < k && i < n; ++i)
+    on[(i * 7919 + 13) % n] = true;  // k - 1 distinct rows (n prime to 7919)
+  m.push_back({"k_minus_1", mask_words(n, on)});
+  std::fill(on.begin(), on.end(), false);
+  m.push_back({"none", mask_words(n, on)});
+  return m;
+}
+
+/// The naive reference restricted to the allowed rows.
+Ref restrict_to(const Ref& all, const std::uint64_t* allow) {
+  Ref r;
+  for (std::size_t i = 0; i < all.ids.size(); ++i) {
+    if (!row_allowed(allow, static_cast<std::size_t>(all.ids[i]))) continue;
+    r.ids.push_back(all.ids[i]);
+    r.scores.push_back(all.scores[i]);
+  }
+  return r;
+}
+
+TEST_P(SearchVsNaive, OnlyAllowedRowsAreReturned) {
+  const auto [c, k] = GetParam();
+  const std::size_t dim = 37, n = 701;
+  const Matrix data = testing::anisotropic(n, dim, 77);
+  const Matrix queries = testing::anisotropic(3, dim, 78);
+  const Encoded e = encode(c, data);
+  const double tol = c.metric == Metric::kHamming ? 0.0 : 2e-4;
+  std::vector<Ref> refs;
+  for (std::size_t q = 0; q < queries.rows; ++q) refs.push_back(naive(e, queries.row(q), n, c.metric));
+  for (const Mask& mask : masks_for(n, k, 5 + k)) {
+    SearchParams sp;
+    sp.metric = c.metric;
+    sp.k = k;
+    CodeView view = e.view(n);
+    view.allow = mask.ptr();
+    sp.threads = 1;
+    TopK out;
+    ASSERT_TRUE(search_cpu(e.codec, queries.view(), view, sp, &out).is_ok());
+    for (std::size_t q = 0; q < queries.rows; ++q) {
+      const Ref ref = restrict_to(refs[q], mask.ptr());
+      const std::string what = name_of(c) + " k=" + std::to_string(k) + " mask=" + mask.name;
+      expect_matches(out, q, ref, ref.ids.size(), tol, what);
+      for (std::int64_t id : out.ids_of(q)) {
+        if (id >= 0) {
+          ASSERT_TRUE(row_allowed(mask.ptr(), static_cast<std::size_t>(id))) << what << " id " << id;
+        }
+      }
+    }
+  }
+}
+
+// Few queries and many rows: the rows are split between threads at offsets that are not multiples of
+// 64, so the eligibility bits of a tile straddle two words.
+TEST(Search, EligibilityBitsetWithRowsSplitBetweenThreads) {
+  const std::size_t n = 10007, dim = 16;
+  const Matrix data = testing::anisotropic(n, dim, 17);
+  const Matrix queries = testing::anisotropic(2, dim, 18);
+  for (const Case& c :
+       {Case{CodeKind::kF16, ScaleMode::kNone, Metric::kIp}, Case{CodeKind::kB1, ScaleMode::kNone, Metric::kHamming}}) {
+    const Encoded e = encode(c, data);
+    std::vector<Ref> refs;
+    for (std::size_t q = 0; q < queries.rows; ++q) refs.push_back(naive(e, queries.row(q), n, c.metric));
+    for (const Mask& mask : masks_for(n, 50, 19)) {
+      SearchParams sp;
+      sp.metric = c.metric;
+      sp.k = 50;
+      CodeView view = e.view(n);
+      view.allow = mask.ptr();
+      TopK one, three;
+      sp.threads = 1;
+      ASSERT_TRUE(search_cpu(e.codec, queries.view(), view, sp, &one).is_ok());
+      sp.threads = 3;
+      ASSERT_TRUE(search_cpu(e.codec, queries.view(), view, sp, &three).is_ok());
+      EXPECT_EQ(one.ids, three.ids) << name_of(c) << " " << mask.name;
+      EXPECT_EQ(one.scores, three.scores) << name_of(c) << " " << mask.name;
+      for (std::size_t q = 0; q < queries.rows; ++q) {
+        const Ref ref = restrict_to(refs[q], mask.ptr());
+        expect_matches(three, q, ref, ref.ids.size(), c.metric == Metric::kHamming ? 0.0 : 2e-4,
+                       name_of(c) + " split " + mask.name);
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(KindsMetricsK, SearchVsNaive,
                          ::testing::Combine(::testing::ValuesIn(all_cases()), ::testing::Values<std::size_t>(1, 10, 100)),
                          [](const auto& info) {
@@ -219,6 +335,27 @@ TEST(Search, RejectsBadInput) {
   EXPECT_EQ(out.nq, 0u);
 }
 
+TEST(SearchF32, HonoursTheEligibilityBitset) {
+  const Matrix base = testing::anisotropic(1000, 24, 31);
+  const Matrix queries = testing::anisotropic(4, 24, 32);
+  for (Metric metric : {Metric::kIp, Metric::kCos, Metric::kL2}) {
+    const Encoded f32 = encode({CodeKind::kF32, ScaleMode::kNone, metric}, base);
+    std::vector<Ref> refs;
+    for (std::size_t q = 0; q < queries.rows; ++q) refs.push_back(naive(f32, queries.row(q), base.rows, metric));
+    for (const Mask& mask : masks_for(base.rows, 10, 9)) {
+      SearchParams sp;
+      sp.metric = metric;
+      sp.k = 10;
+      TopK out;
+      ASSERT_TRUE(search_f32(queries.view(), base.view(), sp, &out, mask.ptr()).is_ok());
+      for (std::size_t q = 0; q < queries.rows; ++q) {
+        const Ref ref = restrict_to(refs[q], mask.ptr());
+        expect_matches(out, q, ref, ref.ids.size(), 2e-4, std::string("f32 ") + mask.name);
+      }
+    }
+  }
+}
+
 TEST(SearchF32, MatchesNaiveAndRescoringRecoversExactOrder) {
   const Matrix base = testing::anisotropic(2000, 48, 21);
   const Matrix queries = testing::anisotropic(10, 48, 22);
@@ -252,6 +389,304 @@ TEST(SearchF32, MatchesNaiveAndRescoringRecoversExactOrder) {
   sp.k = 1;
   EXPECT_EQ(rescore_f32(MatrixView<const float>(queries.row(0), 1, 48), base.view(), cand, sp, &out).code(),
             StatusCode::kInvalidArgument);
+}
+
+// ---- int8 candidate scan (search_i8_candidates_cpu) ------------------------------------------
+
+/// Glove-like clustered rows: `clusters` centres with per-dimension spreads, rows = centre + noise.
+Matrix clustered(std::size_t rows, std::size_t dim, std::size_t clusters, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> unit(0.0f, 1.0f);
+  std::uniform_real_distribution<float> spread(0.2f, 1.0f);
+  std::vector<float> sd(dim);
+  for (auto& v : sd) v = spread(rng);
+  Matrix centres(clusters, dim);
+  for (std::size_t c = 0; c < clusters; ++c)
+    for (std::size_t j = 0; j < dim; ++j) centres.row(c)[j] = 0.3f + sd[j] * unit(rng);
+  Matrix m(rows, dim);
+  for (std::size_t i = 0; i < rows; ++i) {
+    const float* c = centres.row(rng() % clusters);
+    for (std::size_t j = 0; j < dim; ++j) m.row(i)[j] = c[j] + 0.6f * sd[j] * unit(rng);
+  }
+  return m;
+}
+
+Encoded encode_i8(const Matrix& data) { return encode({CodeKind::kI8, ScaleMode::kNone, Metric::kIp}, data); }
+
+/// The documented bound on |approximate - exact| for query q and row r (plus float rounding).
+double i8_bound(const Encoded& e, const float* q, std::size_t r, Metric metric, double exact) {
+  const auto& p = e.codec.params();
+  const std::size_t d = e.codec.dim();
+  double maxw = 0, sum_c = 0, qq = 0, mag = 0, c0 = 0;
+  for (std::size_t j = 0; j < d; ++j) maxw = std::max(maxw, std::fabs(double(q[j]) * p.scale[j]));
+  const auto* c = reinterpret_cast<const std::int8_t*>(e.codes.data() + r * e.codec.code_size());
+  for (std::size_t j = 0; j < d; ++j) {
+    sum_c += std::abs(c[j]);
+    qq += double(q[j]) * q[j];
+    mag += std::fabs(double(q[j]) * p.scale[j] * c[j]);
+    c0 += std::fabs(double(q[j]) * p.offset[j]);
+  }
+  const double ip_bound = maxw / 64.0 / 2.0 * sum_c;
+  const double rounding = 2e-5 * (c0 + mag + std::fabs(exact) + 1e-3);
+  switch (metric) {
+    case Metric::kL2:
+      return 2 * ip_bound + 2e-5 * (qq + e.norms[r] + 2 * (c0 + mag));
+    case Metric::kCos: {
+      const double den = std::sqrt(qq) * std::sqrt(double(e.norms[r]));
+      return den > 0 ? (ip_bound + rounding) / den + 1e-5 : 1e-6;
+    }
+    default:
+      return ip_bound + rounding;
+  }
+}
+
+/// Checks one candidate result: only allowed ids, no repeats, min(k, allowed) real results, the rest
+/// padding; every score within the documented bound of the exact int8 score; best first, ties by id;
+/// and with k >= allowed rows, every allowed row returned.
+void expect_valid_candidates(const Encoded& e, const Matrix& queries, std::size_t n, Metric metric, const TopK& got,
+                             const std::uint64_t* allow, const std::string& what) {
+  Matrix exact(queries.rows, std::max<std::size_t>(n, 1));
+  if (n > 0) {
+    CodeView v = e.view(n);
+    ASSERT_TRUE(score_all_cpu(e.codec, queries.view(), v, metric, exact.mut()).is_ok());
+  }
+  std::size_t allowed = 0;
+  for (std::size_t r = 0; r < n; ++r) allowed += row_allowed(allow, r) ? 1 : 0;
+  const bool hib = higher_is_better(metric);
+  const std::size_t filled = std::min(allowed, got.k);
+  for (std::size_t q = 0; q < queries.rows; ++q) {
+    const auto ids = got.ids_of(q);
+    const auto sc = got.scores_of(q);
+    std::vector<std::int64_t> seen;
+    for (std::size_t i = 0; i < got.k; ++i) {
+      const std::string at = what + " q" + std::to_string(q) + " rank " + std::to_string(i);
+      if (i >= filled) {
+        ASSERT_EQ(ids[i], -1) << at;
+        ASSERT_EQ(sc[i], hib ? -INFINITY : INFINITY) << at;
+        continue;
+      }
+      ASSERT_GE(ids[i], 0) << at;
+      ASSERT_LT(static_cast<std::size_t>(ids[i]), n) << at;
+      const auto r = static_cast<std::size_t>(ids[i]);
+      ASSERT_TRUE(row_allowed(allow, r)) << at;
+      seen.push_back(ids[i]);
+      const double truth = exact.row(q)[r];
+      ASSERT_NEAR(sc[i], truth, i8_bound(e, queries.row(q), r, metric, truth)) << at << " id " << r;
+      if (i > 0) {
+        ASSERT_TRUE(hib ? sc[i] <= sc[i - 1] : sc[i] >= sc[i - 1]) << at;
+        if (sc[i] == sc[i - 1]) {
+          ASSERT_GT(ids[i], ids[i - 1]) << at << ": tie not ordered by row";
+        }
+      }
+    }
+    std::sort(seen.begin(), seen.end());
+    ASSERT_TRUE(std::adjacent_find(seen.begin(), seen.end()) == seen.end()) << what << ": repeated id";
+    if (got.k >= allowed) {
+      ASSERT_EQ(seen.size(), allowed) << what;
+    }
+  }
+}
+
+TEST(SearchI8Candidates, RescoredTopFortyRecoversTheExactTopTen) {
+  const std::size_t n = 20000, dim = 100, nq = 60, k = 10;
+  const Matrix data = clustered(n, dim, 64, 11);
+  Matrix queries = clustered(nq, dim, 64, 11);  // same centres as the data (seed), fresh noise
+  {
+    const Matrix fresh = clustered(n + nq, dim, 64, 11);
+    std::copy(fresh.row(n), fresh.row(n) + nq * dim, queries.data.begin());
+  }
+  const Encoded e = encode_i8(data);
+  for (Metric metric : {Metric::kIp, Metric::kCos, Metric::kL2}) {
+    SearchParams sp;
+    sp.metric = metric;
+    sp.k = k;
+    TopK exact;
+    ASSERT_TRUE(search_cpu(e.codec, queries.view(), e.view(n), sp, &exact).is_ok());
+    SearchParams wide = sp;
+    wide.k = 4 * k;
+    TopK cand;
+    ASSERT_TRUE(search_i8_candidates_cpu(e.codec, queries.view(), e.view(n), wide, &cand).is_ok());
+    // Rescore the candidates with the exact int8 scores and keep the best k.
+    Matrix all(nq, n);
+    ASSERT_TRUE(score_all_cpu(e.codec, queries.view(), e.view(n), metric, all.mut()).is_ok());
+    const bool hib = higher_is_better(metric);
+    std::size_t found = 0;
+    for (std::size_t q = 0; q < nq; ++q) {
+      std::vector<std::int64_t> ids(cand.ids_of(q).begin(), cand.ids_of(q).end());
+      std::stable_sort(ids.begin(), ids.end(), [&](std::int64_t a, std::int64_t b) {
+        return hib ? all.row(q)[a] > all.row(q)[b] : all.row(q)[a] < all.row(q)[b];
+      });
+      ids.resize(k);
+      for (std::int64_t id : exact.ids_of(q)) found += std::count(ids.begin(), ids.end(), id) > 0 ? 1 : 0;
+    }
+    const double recall = double(found) / double(nq * k);
+    EXPECT_GE(recall, 0.99) << to_string(metric);
+    // The candidates' own top 10 (no rescoring) is already close to the exact one.
+    std::size_t direct = 0;
+    for (std::size_t q = 0; q < nq; ++q)
+      for (std::int64_t id : exact.ids_of(q))
+        direct += std::count(cand.ids_of(q).begin(), cand.ids_of(q).begin() + k, id) > 0 ? 1 : 0;
+    EXPECT_GE(double(direct) / double(nq * k), 0.8) << to_string(metric);
+    expect_valid_candidates(e, queries, n, metric, cand, nullptr,
+                            std::string("recall ") + std::string(to_string(metric)));
+  }
+}
+
+TEST(SearchI8Candidates, EdgeCasesDimensionsAndMasks) {
+  for (std::size_t dim : {1, 7, 97, 384}) {
+    const std::size_t big = dim >= 384 ? 700 : 1100;
+    const Matrix data = clustered(big, dim, 9, 40 + dim);
+    const Matrix queries = testing::anisotropic(6, dim, 50 + dim);  // 6: a partial query block
+    const Encoded e = encode_i8(data);
+    for (Metric metric : {Metric::kIp, Metric::kCos, Metric::kL2}) {
+      for (std::size_t k : {1, 10, 40}) {
+        for (std::size_t n : {std::size_t{0}, std::size_t{1}, k - 1, k, k + 1, std::size_t{70}, big}) {
+          SearchParams sp;
+          sp.metric = metric;
+          sp.k = k;
+          TopK got;
+          ASSERT_TRUE(search_i8_candidates_cpu(e.codec, queries.view(), e.view(n), sp, &got).is_ok());
+          ASSERT_EQ(got.nq, queries.rows);
+          ASSERT_EQ(got.k, k);
+          const std::string what = std::string(to_string(metric)) + " d" + std::to_string(dim) + " k" +
+                                   std::to_string(k) + " n" + std::to_string(n);
+          expect_valid_candidates(e, queries, n, metric, got, nullptr, what);
+          if (HasFatalFailure()) return;
+        }
+        for (const Mask& mask : masks_for(big, k, 60 + k)) {
+          SearchParams sp;
+          sp.metric = metric;
+          sp.k = k;
+          CodeView view = e.view(big);
+          view.allow = mask.ptr();
+          TopK got;
+          ASSERT_TRUE(search_i8_candidates_cpu(e.codec, queries.view(), view, sp, &got).is_ok());
+          expect_valid_candidates(e, queries, big, metric, got, mask.ptr(),
+                                  std::string(to_string(metric)) + " d" + std::to_string(dim) + " k" +
+                                      std::to_string(k) + " mask " + mask.name);
+          if (HasFatalFailure()) return;
+        }
+      }
+    }
+  }
+}
+
+TEST(SearchI8Candidates, SameResultsForEveryThreadCountAndIsa) {
+  const auto* generic = cpu::kernels_for("generic");
+  ASSERT_NE(generic, nullptr);
+  const auto* avx2 = cpu::kernels_for("avx2");
+  for (std::size_t dim : {1, 7, 97, 384}) {
+    const std::size_t n = dim >= 384 ? 700 : 2100;  // the portable kernel is slow; keep the test short
+    const Matrix data = clustered(n, dim, 20, 70 + dim);
+    const Matrix queries = testing::anisotropic(70, dim, 80 + dim);  // 70: a partial query group
+    const Encoded e = encode_i8(data);
+    const auto masks = masks_for(n, 10, 90 + dim);
+    for (Metric metric : {Metric::kIp, Metric::kCos, Metric::kL2}) {
+      for (const Mask& mask : {masks[0], masks[2]}) {
+        SearchParams sp;
+        sp.metric = metric;
+        sp.k = 10;
+        CodeView view = e.view(n);
+        view.allow = mask.ptr();
+        const std::string what = std::string(to_string(metric)) + " d" + std::to_string(dim) + " " + mask.name;
+        TopK ref;
+        sp.threads = 1;
+        ASSERT_TRUE(cpu::search_i8_candidates_with(*generic, e.codec, queries.view(), view, sp, &ref).is_ok());
+        for (const auto* table : {generic, avx2}) {
+          if (table == nullptr) continue;  // no AVX2 here: the generic table was compared with itself
+          for (int threads : {1, 3}) {
+            sp.threads = threads;
+            TopK got;
+            ASSERT_TRUE(cpu::search_i8_candidates_with(*table, e.codec, queries.view(), view, sp, &got).is_ok());
+            EXPECT_EQ(got.ids, ref.ids) << what << " " << table->isa << " threads " << threads;
+            EXPECT_EQ(got.scores, ref.scores) << what << " " << table->isa << " threads " << threads;
+          }
+        }
+      }
+    }
+  }
+}
+
+// Few queries and many rows: rows split between threads at offsets that are not multiples of 64.
+TEST(SearchI8Candidates, RowsSplitBetweenThreadsGiveTheSameResults) {
+  const std::size_t n = 20011, dim = 24;
+  const Matrix data = clustered(n, dim, 30, 23);
+  const Matrix queries = testing::anisotropic(3, dim, 24);
+  const Encoded e = encode_i8(data);
+  const auto masks = masks_for(n, 40, 25);
+  for (Metric metric : {Metric::kIp, Metric::kCos, Metric::kL2}) {
+    for (const Mask& mask : masks) {
+      SearchParams sp;
+      sp.metric = metric;
+      sp.k = 40;
+      CodeView view = e.view(n);
+      view.allow = mask.ptr();
+      TopK one, four;
+      sp.threads = 1;
+      ASSERT_TRUE(search_i8_candidates_cpu(e.codec, queries.view(), view, sp, &one).is_ok());
+      sp.threads = 4;
+      ASSERT_TRUE(search_i8_candidates_cpu(e.codec, queries.view(), view, sp, &four).is_ok());
+      EXPECT_EQ(one.ids, four.ids) << to_string(metric) << " " << mask.name;
+      EXPECT_EQ(one.scores, four.scores) << to_string(metric) << " " << mask.name;
+      expect_valid_candidates(e, queries, n, metric, four, mask.ptr(),
+                              std::string("split ") + std::string(to_string(metric)) + " " + mask.name);
+    }
+  }
+}
+
+TEST(SearchI8Candidates, ExtremeQueriesAndCodes) {
+  // Codes at -128 and 127 everywhere, queries of zeros, of one huge element and of subnormals: the
+  // integer sums must not saturate and a zero query gives the constant score.
+  const std::size_t dim = 33, n = 200;
+  Matrix data(n, dim);
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j < dim; ++j)
+      data.row(i)[j] = ((i + j) % 3 == 0) ? -5.0f : (i % 2 ? 5.0f : 0.1f * float(j));
+  const Encoded e = encode_i8(data);
+  Matrix queries(4, dim);
+  for (std::size_t j = 0; j < dim; ++j) {
+    queries.row(1)[j] = j == 3 ? 1e6f : 1e-3f;
+    queries.row(2)[j] = std::ldexp(1.0f, -140);
+    queries.row(3)[j] = (j % 2 ? -1.0f : 1.0f) * 1e4f;
+  }
+  for (Metric metric : {Metric::kIp, Metric::kCos, Metric::kL2}) {
+    SearchParams sp;
+    sp.metric = metric;
+    sp.k = 25;
+    TopK got;
+    ASSERT_TRUE(search_i8_candidates_cpu(e.codec, queries.view(), e.view(n), sp, &got).is_ok());
+    expect_valid_candidates(e, queries, n, metric, got, nullptr,
+                            std::string("extreme ") + std::string(to_string(metric)));
+    if (metric == Metric::kIp) {
+      // Query 0 is zero: every row scores exactly 0 (no offset term), so ids come in row order.
+      for (std::size_t i = 0; i < sp.k; ++i) EXPECT_EQ(got.ids_of(0)[i], static_cast<std::int64_t>(i));
+    }
+  }
+}
+
+TEST(SearchI8Candidates, RejectsBadInput) {
+  const Matrix data = testing::gaussian(50, 8, 1);
+  const Encoded i8 = encode_i8(data);
+  const Encoded f16 = encode({CodeKind::kF16, ScaleMode::kNone, Metric::kIp}, data);
+  const Matrix q = testing::gaussian(2, 8, 2);
+  SearchParams sp;
+  TopK out;
+  EXPECT_EQ(search_i8_candidates_cpu(f16.codec, q.view(), f16.view(50), sp, &out).code(), StatusCode::kInvalidArgument);
+  sp.k = 0;
+  EXPECT_EQ(search_i8_candidates_cpu(i8.codec, q.view(), i8.view(50), sp, &out).code(), StatusCode::kInvalidArgument);
+  sp.k = 5;
+  sp.metric = Metric::kHamming;
+  EXPECT_EQ(search_i8_candidates_cpu(i8.codec, q.view(), i8.view(50), sp, &out).code(), StatusCode::kInvalidArgument);
+  sp.metric = Metric::kCos;
+  CodeView no_norms = i8.view(50);
+  no_norms.sq_norms = nullptr;
+  EXPECT_EQ(search_i8_candidates_cpu(i8.codec, q.view(), no_norms, sp, &out).code(), StatusCode::kInvalidArgument);
+  sp.metric = Metric::kIp;
+  EXPECT_TRUE(search_i8_candidates_cpu(i8.codec, q.view(), no_norms, sp, &out).is_ok());  // ip needs no norms
+  const Matrix wrong = testing::gaussian(2, 9, 2);
+  EXPECT_EQ(search_i8_candidates_cpu(i8.codec, wrong.view(), i8.view(50), sp, &out).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(search_i8_candidates_cpu(Codec(), q.view(), i8.view(50), sp, &out).code(), StatusCode::kFailedPrecondition);
 }
 
 }  // namespace

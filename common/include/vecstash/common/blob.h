@@ -23,6 +23,7 @@ class BlobWriter {
   void u64(std::uint64_t v);
   void f32s(std::span<const float> v);   ///< u64 count, then the values
   void f64s(std::span<const double> v);  ///< u64 count, then the values
+  void bytes(std::span<const std::uint8_t> v);  ///< u64 count, then the bytes (strings, nested blobs)
   /// Appends a CRC-32 of everything written so far and returns the blob.
   std::vector<std::uint8_t> finish();
 
@@ -42,6 +43,8 @@ class BlobReader {
   Status u64(std::uint64_t* v);
   Status f32s(std::vector<float>* v, std::uint64_t max_count);
   Status f64s(std::vector<double>* v, std::uint64_t max_count);
+  Status bytes(std::vector<std::uint8_t>* v, std::uint64_t max_count);
+  Status string(std::string* v, std::uint64_t max_count);
   /// Corruption unless every byte before the checksum was consumed.
   Status finish() const;
 

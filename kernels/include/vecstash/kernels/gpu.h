@@ -48,7 +48,16 @@ class GpuContext {
   /// Upload a code matrix to device memory and keep it there (replaces any earlier upload).
   virtual Status upload_codes(const Codec& codec, const CodeView& codes) = 0;
   /// Fused scoring + top-k over the uploaded codes for a batch of host queries.
-  virtual Status search(MatrixView<const float> queries, const SearchParams& params, TopK* out) = 0;
+  Status search(MatrixView<const float> queries, const SearchParams& params, TopK* out) {
+    return search(queries, params, nullptr, out);
+  }
+  /// The same search restricted to the rows whose bit is set in `allow` (host memory, the eligibility
+  /// bitset of search.h over the uploaded rows: ceil(rows / 64) words; null = every row). Returns
+  /// min(k, allowed rows) real results per query, like search_cpu with CodeView::allow. The bitset is
+  /// copied to the device on each call (rows / 8 bytes, into the search workspace), so it may change
+  /// between calls without a new upload_codes.
+  virtual Status search(MatrixView<const float> queries, const SearchParams& params, const std::uint64_t* allow,
+                        TopK* out) = 0;
   /// Test hook: rows per scoring tile (0 = automatic).
   virtual void set_tile_rows(std::size_t rows) = 0;
 

@@ -1,0 +1,239 @@
+// A collection: points (id, float vector, JSON payload) stored compressed and durable, searchable
+// by exact scan over the codes or an approximate FAISS index, with float32 rescoring.
+//
+// Life of a vector: normalised (cosine collections) -> kept as float32 until the collection is
+// calibrated -> projected by PCA (if configured) -> encoded by the codec. The float32 original is
+// kept for rescoring unless the collection is "codes only".
+//
+// Rows: every point occupies a row of the in-memory arrays (codes, norms, originals). Rows only
+// grow; a deleted or replaced point leaves a dead row that searches skip, and compact() renumbers
+// rows when dead ones pile up. A point's row is persisted with its id, so a restart restores the
+// same row order and therefore the same results, ties included.
+//
+// Thread safety: all public methods are safe to call concurrently. Searches run in parallel with
+// each other and with writes; a write (a batch of upserts or deletes) becomes visible to searches
+// all at once, after it is durable. Writes to one collection are serialised.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "vecstash/common/status.h"
+#include "vecstash/engine/collection_config.h"
+#include "vecstash/engine/filter.h"
+#include "vecstash/engine/point_id.h"
+#include "vecstash/kernels/codec.h"
+#include "vecstash/kernels/pca.h"
+
+namespace vecstash::engine {
+
+class AnnIndex;
+class ThreadPool;
+
+/// A point to upsert. `vector` holds dim floats (finite). A payload that is not an object is rejected.
+struct PointInput {
+  PointId id;
+  std::span<const float> vector;
+  std::optional<nlohmann::json> payload;  ///< nullopt = no payload (an upsert replaces the old one)
+};
+
+struct WriteOptions {
+  /// true: fsync the write-ahead log before returning (survives power loss); false: relaxed, for
+  /// bulk loads (survives a process crash, not a power loss). Empty: the engine's default (synced).
+  std::optional<bool> sync;
+};
+
+/// Per-query knobs; unset fields take the collection's SearchDefaults.
+struct SearchRequest {
+  std::span<const float> queries;  ///< nq x dim, row-major
+  std::size_t nq = 0;
+  std::size_t limit = 10;
+  std::size_t offset = 0;
+  const Filter* filter = nullptr;  ///< nullptr = every point
+  std::optional<float> score_threshold;  ///< similarities >= it, or L2 distances <= it
+  bool with_payload = false;
+  bool with_vector = false;
+  bool exact = false;                    ///< scan the codes even when an index exists
+  std::optional<bool> rescore;
+  std::optional<double> oversampling;
+  std::optional<int> hnsw_ef;
+  std::optional<int> ivf_nprobe;
+};
+
+/// One search hit. score: cosine or inner product (higher is better) or Euclidean distance (lower).
+struct ScoredPoint {
+  PointId id;
+  float score = 0.0f;
+  std::optional<nlohmann::json> payload;
+  std::optional<std::vector<float>> vector;
+};
+
+struct Record {
+  PointId id;
+  std::optional<nlohmann::json> payload;
+  std::optional<std::vector<float>> vector;
+};
+
+struct ScrollRequest {
+  std::optional<PointId> offset;  ///< first id to return (inclusive); nullopt = from the smallest
+  std::size_t limit = 10;
+  const Filter* filter = nullptr;
+  bool with_payload = true;
+  bool with_vector = false;
+};
+struct ScrollPage {
+  std::vector<Record> points;
+  std::optional<PointId> next_offset;  ///< id to pass as the next offset; nullopt = no more
+};
+
+/// Memory held by a collection, in bytes.
+struct MemoryUsage {
+  std::size_t codes = 0;      ///< code bytes (+ per-row norms when the metric needs them)
+  std::size_t originals = 0;  ///< float32 originals (0 for codes-only collections once calibrated)
+  std::size_t ids = 0;        ///< row -> id array and id -> row map (estimated)
+  std::size_t payloads = 0;   ///< parsed payloads (estimated)
+  std::size_t index = 0;      ///< approximate index (estimated from FAISS's sizes)
+  std::size_t total() const { return codes + originals + ids + payloads + index; }
+};
+
+enum class RecalibrationState : std::uint8_t { kIdle, kRunning, kDone, kFailed };
+struct RecalibrationProgress {
+  RecalibrationState state = RecalibrationState::kIdle;
+  std::size_t done = 0;   ///< rows re-encoded so far
+  std::size_t total = 0;  ///< rows to re-encode
+  std::string message;    ///< the error when kFailed
+};
+
+struct CollectionInfo {
+  std::string name;
+  CollectionConfig config;
+  std::size_t points = 0;
+  std::size_t rows = 0;          ///< including dead rows awaiting compaction
+  bool calibrated = false;
+  std::size_t code_dim = 0;      ///< dimension after PCA (0 before calibration)
+  std::size_t code_bytes = 0;    ///< bytes per stored code (0 before calibration)
+  double explained_variance = 1.0;
+  std::uint32_t generation = 0;  ///< calibration generation (0 = not calibrated)
+  std::size_t indexed = 0;       ///< rows covered by the approximate index
+  MemoryUsage memory;
+  RecalibrationProgress recalibration;
+};
+
+struct EngineShared;  // engine-wide resources (store, pool, threads); defined in engine.cpp
+
+class Collection {
+ public:
+  ~Collection();
+  Collection(const Collection&) = delete;
+  Collection& operator=(const Collection&) = delete;
+
+  const std::string& name() const noexcept { return name_; }
+  const CollectionConfig& config() const noexcept { return config_; }
+
+  /// Insert or replace points (one atomic, durable batch). Ids must be unique within the batch.
+  /// Crossing calibration_sample points calibrates the collection (in this call).
+  Status upsert(std::span<const PointInput> points, const WriteOptions& options = {});
+  /// Delete points by id (absent ids are ignored). Returns how many existed.
+  Result<std::size_t> erase(std::span<const PointId> ids, const WriteOptions& options = {});
+  /// Delete every point matching `filter`.
+  Result<std::size_t> erase_matching(const Filter& filter, const WriteOptions& options = {});
+  /// Replace (overwrite = true) or merge top-level keys into the payload of the given points.
+  Status set_payload(std::span<const PointId> ids, const nlohmann::json& payload, bool overwrite,
+                     const WriteOptions& options = {});
+
+  /// Nearest neighbours for each of req.nq queries.
+  Result<std::vector<std::vector<ScoredPoint>>> search(const SearchRequest& req) const;
+  /// The points with these ids, in request order; absent ids are skipped.
+  Result<std::vector<Record>> retrieve(std::span<const PointId> ids, bool with_payload, bool with_vector) const;
+  /// Points in id order (numbers first, then UUIDs), optionally filtered.
+  Result<ScrollPage> scroll(const ScrollRequest& req) const;
+  std::size_t count(const Filter* filter = nullptr) const;
+
+  /// Calibrate now from the points ingested so far (needs >= 2). FailedPrecondition if calibrated.
+  Status calibrate();
+  /// Re-train PCA and codec on the current points and re-encode everything, in the background on
+  /// the engine's pool (needs kept originals). Searches keep running on the old codes; writes wait.
+  Status start_recalibration();
+  RecalibrationProgress recalibration_progress() const;
+  /// Block until no recalibration is running.
+  void wait_for_recalibration() const;
+  /// (Re)build the approximate index over all live rows now and persist a snapshot of it.
+  Status build_index();
+  /// Renumber rows to drop dead ones (and rebuild the index). Returns the rows reclaimed.
+  Result<std::size_t> compact();
+  /// Persist the approximate index so the next open loads it instead of rebuilding (the engine
+  /// does this on close; rows added after a snapshot are re-added on open).
+  Status snapshot_index();
+
+  CollectionInfo info() const;
+  MemoryUsage memory_usage() const;
+
+  struct State;  ///< internal: the immutable calibration (PCA, codec, generation)
+
+ private:
+  friend class Engine;
+  Collection(EngineShared* shared, std::uint32_t cid, std::string name, CollectionConfig config);
+
+  static Result<std::shared_ptr<Collection>> create(EngineShared* shared, std::uint32_t cid, std::string name,
+                                                    CollectionConfig config);
+  static Result<std::shared_ptr<Collection>> load(EngineShared* shared, std::uint32_t cid, std::string name,
+                                                  CollectionConfig config);
+  Status persist_state(void* batch) const;
+  Status load_data();
+  Status calibrate_locked(std::size_t sample_rows);
+  Status add_to_index_locked(std::size_t first_row);
+  Status rebuild_index_locked(bool persist);
+  Result<std::unique_ptr<AnnIndex>> build_ann(const State& state, std::span<const std::uint8_t> codes,
+                                              std::span<const std::size_t> rows) const;
+  Status save_index_snapshot();
+  void run_recalibration();
+  Result<std::vector<float>> prepare_rows(std::span<const PointInput> points) const;
+  std::vector<std::uint64_t> allow_bits(const Filter* filter) const;
+  std::vector<float> reconstruct(std::size_t row) const;
+  std::optional<nlohmann::json> payload_of(std::size_t row) const;
+  std::size_t live_rows_locked() const;
+  void kill_row_locked(std::size_t row);
+  Status check_not_dropped() const;
+
+  EngineShared* shared_;
+  const std::uint32_t cid_;
+  const std::string name_;
+  const CollectionConfig config_;
+
+  // Serialises writers (upsert, delete, calibration, recalibration, compaction).
+  mutable std::mutex write_mu_;
+  // Guards everything below: shared for readers, exclusive while a write is applied.
+  mutable std::shared_mutex mu_;
+  std::shared_ptr<const State> state_;  // null until calibrated
+  std::size_t rows_ = 0;
+  std::vector<std::uint64_t> live_;        // bit per row
+  std::vector<PointId> row_ids_;
+  std::unordered_map<PointId, std::uint64_t, PointIdHash> id_to_row_;
+  std::vector<std::uint8_t> codes_;         // rows x code_size (calibrated)
+  std::vector<float> norms_;                // rows, when the scan metric needs them
+  std::vector<float> originals_;            // rows x dim (kept, or pending calibration)
+  std::unordered_map<std::uint64_t, nlohmann::json> payloads_;  // by row; rows without one absent
+  std::unique_ptr<AnnIndex> index_;
+  std::size_t indexed_rows_ = 0;            // rows [0, indexed_rows_) were offered to the index
+  std::size_t live_count_ = 0;
+  std::uint64_t epoch_ = 0;                 // row numbering; compaction increments it
+  bool dropped_ = false;                    // set (under write_mu_) when the engine drops it
+
+  mutable std::mutex recal_mu_;
+  mutable std::condition_variable recal_cv_;
+  RecalibrationProgress recal_;
+};
+
+}  // namespace vecstash::engine

@@ -1,0 +1,186 @@
+#include "vecstash/engine/engine.h"
+
+#include <algorithm>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "engine_shared.h"
+#include "vecstash/common/blob.h"
+#include "vecstash/common/log.h"
+
+namespace vecstash::engine {
+
+namespace {
+
+using storage::Column;
+constexpr std::uint16_t kCollectionVersion = 1;
+
+std::vector<std::uint8_t> collection_blob(std::uint32_t cid, const CollectionConfig& config) {
+  BlobWriter w("VSCO", kCollectionVersion);
+  w.u32(cid);
+  const std::string text = config_to_json(config).dump();
+  w.bytes({reinterpret_cast<const std::uint8_t*>(text.data()), text.size()});
+  return w.finish();
+}
+
+Status parse_collection_blob(std::string_view name, std::string_view value, std::uint32_t* cid,
+                             CollectionConfig* config) {
+  const std::vector<std::uint8_t> bytes(value.begin(), value.end());
+  BlobReader r(bytes, "collection '" + std::string(name) + "' config");
+  std::uint16_t version = 0;
+  VECSTASH_RETURN_IF_ERROR(r.open("VSCO", kCollectionVersion, &version));
+  VECSTASH_RETURN_IF_ERROR(r.u32(cid));
+  std::string text;
+  VECSTASH_RETURN_IF_ERROR(r.string(&text, bytes.size()));
+  VECSTASH_RETURN_IF_ERROR(r.finish());
+  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Status::corruption("collection '" + std::string(name) + "': config is not JSON");
+  auto parsed = config_from_json(j);
+  if (!parsed.is_ok()) {
+    return Status::corruption("collection '" + std::string(name) + "': stored config is invalid: " +
+                              parsed.status().message());
+  }
+  *config = std::move(*parsed);
+  return Status::ok();
+}
+
+}  // namespace
+
+Engine::Engine(std::unique_ptr<EngineShared> shared) : shared_(std::move(shared)) {}
+
+Engine::~Engine() {
+  // Finish background work first (it may still write), then snapshot indexes so the next open
+  // loads them instead of rebuilding.
+  std::map<std::string, std::shared_ptr<Collection>> all;
+  {
+    std::lock_guard lock(mu_);
+    all = collections_;
+  }
+  for (auto& [name, c] : all) c->wait_for_recalibration();
+  shared_->pool.reset();
+  for (auto& [name, c] : all) {
+    const Status s = c->snapshot_index();
+    if (!s.is_ok()) log(LogLevel::kWarn, "closing: " + s.to_string());
+  }
+  collections_.clear();
+  all.clear();
+  shared_->store.reset();
+}
+
+Result<std::unique_ptr<Engine>> Engine::open(const std::filesystem::path& dir, const EngineOptions& options) {
+  if (options.threads < 0) return Status::invalid_argument("threads must be >= 0");
+  auto shared = std::make_unique<EngineShared>();
+  shared->options = options;
+  storage::StoreOptions so;
+  so.durability = options.sync_writes ? storage::Durability::kSync : storage::Durability::kRelaxed;
+  so.block_cache_mb = options.block_cache_mb;
+  auto store = storage::Store::open(dir, so);
+  if (!store.is_ok()) return store.status();
+  shared->store = std::move(*store);
+  const std::size_t cores = std::max(1u, std::thread::hardware_concurrency());
+  shared->pool = std::make_unique<ThreadPool>(options.pool_threads ? options.pool_threads : cores,
+                                              std::max<std::size_t>(1, options.pool_queue));
+  std::unique_ptr<Engine> engine(new Engine(std::move(shared)));
+  VECSTASH_RETURN_IF_ERROR(engine->load_collections());
+  return engine;
+}
+
+Status Engine::load_collections() {
+  storage::Store& store = *shared_->store;
+  std::vector<std::pair<std::string, std::string>> entries;
+  VECSTASH_RETURN_IF_ERROR(store.scan(Column::kMeta, "collection/", [&](std::string_view key, std::string_view value) {
+    entries.emplace_back(std::string(key.substr(11)), std::string(value));
+    return true;
+  }));
+  for (const auto& [name, value] : entries) {
+    std::uint32_t cid = 0;
+    CollectionConfig config;
+    VECSTASH_RETURN_IF_ERROR(parse_collection_blob(name, value, &cid, &config));
+    auto c = Collection::load(shared_.get(), cid, name, std::move(config));
+    if (!c.is_ok()) return c.status();
+    collections_.emplace(name, std::move(*c));
+  }
+  return Status::ok();
+}
+
+Result<std::shared_ptr<Collection>> Engine::create_collection(const std::string& name, const CollectionConfig& config) {
+  VECSTASH_RETURN_IF_ERROR(validate_collection_name(name));
+  VECSTASH_RETURN_IF_ERROR(config.validate());
+  std::lock_guard lock(mu_);
+  if (collections_.count(name)) return Status::already_exists("collection '" + name + "' already exists");
+  storage::Store& store = *shared_->store;
+  auto next = store.get(Column::kMeta, keys::kNextCid);
+  if (!next.is_ok()) return next.status();
+  std::uint32_t cid = 1;
+  if (next->has_value()) {
+    const std::string& v = **next;
+    if (v.size() != 4) return Status::corruption("next collection id is malformed");
+    cid = 0;
+    for (char ch : v) cid = (cid << 8) | static_cast<unsigned char>(ch);
+  }
+  // Clear anything a dropped collection with this id may have left (a crash during a drop).
+  for (Column column : {Column::kIds, Column::kCodes, Column::kOriginals, Column::kPayloads, Column::kIndex}) {
+    VECSTASH_RETURN_IF_ERROR(store.erase_range(column, keys::cid(cid), storage::prefix_end(keys::cid(cid))));
+  }
+  storage::WriteBatch batch;
+  const auto blob = collection_blob(cid, config);
+  batch.put(Column::kMeta, keys::collection(name), std::string_view(reinterpret_cast<const char*>(blob.data()), blob.size()));
+  batch.put(Column::kMeta, keys::kNextCid, keys::cid(cid + 1));
+  batch.erase(Column::kMeta, keys::state(cid));
+  VECSTASH_RETURN_IF_ERROR(store.write(batch, storage::Durability::kSync));
+  auto c = Collection::create(shared_.get(), cid, name, config);
+  if (!c.is_ok()) return c.status();
+  collections_.emplace(name, *c);
+  return *c;
+}
+
+Status Engine::drop_collection(const std::string& name) {
+  std::shared_ptr<Collection> c;
+  {
+    std::lock_guard lock(mu_);
+    const auto it = collections_.find(name);
+    if (it == collections_.end()) return Status::not_found("collection '" + name + "' does not exist");
+    c = it->second;
+    collections_.erase(it);
+  }
+  c->wait_for_recalibration();
+  {
+    std::lock_guard write_lock(c->write_mu_);
+    c->dropped_ = true;
+  }
+  storage::Store& store = *shared_->store;
+  const std::uint32_t cid = c->cid_;
+  // The config key goes first (synced): after it the collection is gone even if the range deletes
+  // below are interrupted; the next create with a new id never sees the left-overs, and they are
+  // cleared if the id were ever reused.
+  storage::WriteBatch batch;
+  batch.erase(Column::kMeta, keys::collection(name));
+  batch.erase(Column::kMeta, keys::state(cid));
+  VECSTASH_RETURN_IF_ERROR(store.write(batch, storage::Durability::kSync));
+  for (Column column : {Column::kIds, Column::kCodes, Column::kOriginals, Column::kPayloads, Column::kIndex}) {
+    VECSTASH_RETURN_IF_ERROR(store.erase_range(column, keys::cid(cid), storage::prefix_end(keys::cid(cid))));
+  }
+  const std::string cal_prefix = "calibration/" + keys::cid(cid);
+  VECSTASH_RETURN_IF_ERROR(store.erase_range(Column::kMeta, cal_prefix, storage::prefix_end(cal_prefix)));
+  return Status::ok();
+}
+
+Result<std::shared_ptr<Collection>> Engine::collection(const std::string& name) const {
+  std::lock_guard lock(mu_);
+  const auto it = collections_.find(name);
+  if (it == collections_.end()) return Status::not_found("collection '" + name + "' does not exist");
+  return it->second;
+}
+
+std::vector<std::string> Engine::list_collections() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> names;
+  for (const auto& [name, c] : collections_) names.push_back(name);
+  return names;
+}
+
+ThreadPool& Engine::pool() { return *shared_->pool; }
+const std::filesystem::path& Engine::path() const noexcept { return shared_->store->path(); }
+
+}  // namespace vecstash::engine

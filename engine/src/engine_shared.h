@@ -1,0 +1,61 @@
+// Private to engine/: resources shared by the engine and its collections, and the storage layout.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "vecstash/engine/engine.h"
+#include "vecstash/engine/point_id.h"
+#include "vecstash/engine/thread_pool.h"
+#include "vecstash/storage/keys.h"
+#include "vecstash/storage/store.h"
+
+namespace vecstash::engine {
+
+struct EngineShared {
+  std::unique_ptr<storage::Store> store;
+  std::unique_ptr<ThreadPool> pool;
+  EngineOptions options;
+};
+
+// Storage layout. Every key of a collection's data starts with its 4-byte big-endian id (cid), so a
+// dropped collection is one range delete per column family.
+//   meta      "collection/" name             -> blob VSCO: cid, config JSON
+//   meta      "state/" cid                   -> blob VSST: calibration generation, row epoch
+//   meta      "calibration/" cid generation  -> blob VSCA: PCA blob (optional), codec blob
+//   meta      "next_cid"                     -> u32 big-endian
+//   ids       cid id                         -> row (u64 big-endian)
+//   codes     cid generation id              -> code bytes
+//   originals cid id                         -> dim little-endian float32
+//   payloads  cid id                         -> 0x01, JSON text
+//   index     cid                            -> blob VSIS: generation, epoch, rows covered, AnnIndex blob
+namespace keys {
+
+inline std::string cid(std::uint32_t c) {
+  std::string k;
+  storage::append_u32_be(k, c);
+  return k;
+}
+inline std::string point(std::uint32_t c, const PointId& id) { return cid(c) + id.key(); }
+inline std::string code_prefix(std::uint32_t c, std::uint32_t generation) {
+  std::string k = cid(c);
+  storage::append_u32_be(k, generation);
+  return k;
+}
+inline std::string code(std::uint32_t c, std::uint32_t generation, const PointId& id) {
+  return code_prefix(c, generation) + id.key();
+}
+inline std::string collection(std::string_view name) { return "collection/" + std::string(name); }
+inline std::string state(std::uint32_t c) { return "state/" + cid(c); }
+inline std::string calibration(std::uint32_t c, std::uint32_t generation) {
+  std::string k = "calibration/" + cid(c);
+  storage::append_u32_be(k, generation);
+  return k;
+}
+inline constexpr std::string_view kNextCid = "next_cid";
+inline constexpr std::uint8_t kPayloadFormat = 1;
+
+}  // namespace keys
+}  // namespace vecstash::engine
