@@ -229,6 +229,7 @@ Result<std::vector<SearchBenchRow>> run_search_bench(const Dataset& d, const Sea
     r.recall = m.recall;
     r.bytes_per_vector = double(info.memory.total()) / double(std::max<std::size_t>(1, info.points));
     r.code_bytes = double(info.code_bytes);
+    r.id_bytes = double(info.memory.ids) / double(std::max<std::size_t>(1, info.points));
     r.queries = p.queries.rows;
     r.reopen_s = reopen_s;
     rows.push_back(r);
@@ -368,25 +369,27 @@ Result<std::vector<SearchBenchRow>> run_search_bench(const Dataset& d, const Sea
 }
 
 std::string format_search_table(const std::vector<SearchBenchRow>& rows) {
-  std::string s = fmt::format("{:<11} {:<9} {:<34} {:>9} {:>10} {:>9} {:>9} {:>8} {:>7} {:>8}\n", "dataset", "system",
+  std::string s = fmt::format("{:<11} {:<9} {:<34} {:>9} {:>10} {:>9} {:>9} {:>8} {:>7} {:>6} {:>8}\n", "dataset", "system",
                               "configuration", "ingest", "vectors/s", "queries/s", "recall", "B/vec", "code B",
-                              "reopen s");
+                              "ids B", "reopen s");
   for (const auto& r : rows) {
-    s += fmt::format("{:<11} {:<9} {:<34} {:>9} {:>10} {:>9} {:>9} {:>8} {:>7} {:>8}\n", r.dataset, r.system, r.config,
+    s += fmt::format("{:<11} {:<9} {:<34} {:>9} {:>10} {:>9} {:>9} {:>8} {:>7} {:>6} {:>8}\n", r.dataset, r.system, r.config,
                      r.ingest, r.ingest_vps > 0 ? fmt::format("{:.0f}", r.ingest_vps) : "",
                      r.qps > 0 ? fmt::format("{:.0f}", r.qps) : "", r.qps > 0 ? fmt::format("{:.4f}", r.recall) : "",
                      r.bytes_per_vector > 0 ? fmt::format("{:.1f}", r.bytes_per_vector) : "",
                      r.code_bytes > 0 ? fmt::format("{:.0f}", r.code_bytes) : "",
+                     r.id_bytes > 0 ? fmt::format("{:.0f}", r.id_bytes) : "",
                      r.reopen_s > 0 ? fmt::format("{:.2f}", r.reopen_s) : "");
   }
   return s;
 }
 
 std::string search_rows_to_csv(const std::vector<SearchBenchRow>& rows) {
-  std::string s = "dataset,system,config,ingest,ingest_vps,qps,recall,bytes_per_vector,code_bytes,queries,reopen_s\n";
+  std::string s = "dataset,system,config,ingest,ingest_vps,qps,recall,bytes_per_vector,code_bytes,id_bytes,queries,reopen_s\n";
   for (const auto& r : rows) {
-    s += fmt::format("{},{},\"{}\",{},{:.1f},{:.1f},{:.5f},{:.2f},{:.1f},{},{:.3f}\n", r.dataset, r.system, r.config,
-                     r.ingest, r.ingest_vps, r.qps, r.recall, r.bytes_per_vector, r.code_bytes, r.queries, r.reopen_s);
+    s += fmt::format("{},{},\"{}\",{},{:.1f},{:.1f},{:.5f},{:.2f},{:.1f},{:.1f},{},{:.3f}\n", r.dataset, r.system, r.config,
+                     r.ingest, r.ingest_vps, r.qps, r.recall, r.bytes_per_vector, r.code_bytes, r.id_bytes, r.queries,
+                     r.reopen_s);
   }
   return s;
 }

@@ -43,6 +43,7 @@ struct SearchBenchRow {
   double recall = 0.0;        ///< recall@k against exact float32
   double bytes_per_vector = 0.0;  ///< memory held by the collection / index per vector
   double code_bytes = 0.0;        ///< the code alone
+  double id_bytes = 0.0;          ///< id map overhead per vector (part of bytes_per_vector)
   double reopen_s = 0.0;          ///< closing and reopening the engine (0 = not measured)
   std::size_t queries = 0;
 };

@@ -212,13 +212,13 @@ Status Collection::load_data() {
   rows_ = any ? max_row + 1 : 0;
   row_ids_.assign(rows_, PointId{});
   live_.assign((rows_ + 63) / 64, 0);
-  id_to_row_.reserve(entries.size());
   for (const auto& [id, row] : entries) {
     if (test_bit(live_, row)) return Status::corruption("two points share row " + std::to_string(row));
     set_bit(live_, row);
     row_ids_[row] = id;
-    id_to_row_.emplace(id, row);
   }
+  id_to_row_.reserve(entries.size(), row_ids_);
+  for (const auto& [id, row] : entries) id_to_row_.assign(id, static_cast<std::uint32_t>(row), row_ids_);
   live_count_ = entries.size();
   entries.clear();
   entries.shrink_to_fit();
@@ -226,9 +226,9 @@ Status Collection::load_data() {
   auto row_of = [&](std::string_view id_key, std::size_t* row) -> Status {
     auto id = PointId::from_key(id_key);
     if (!id.is_ok()) return Status::corruption("malformed point key");
-    const auto it = id_to_row_.find(*id);
-    if (it == id_to_row_.end()) return Status::corruption("data for point " + id->to_string() + " without an id entry");
-    *row = it->second;
+    const auto found = id_to_row_.find(*id, row_ids_);
+    if (!found) return Status::corruption("data for point " + id->to_string() + " without an id entry");
+    *row = *found;
     return Status::ok();
   };
 
@@ -432,6 +432,9 @@ Status Collection::upsert(std::span<const PointInput> input, const WriteOptions&
 
   storage::WriteBatch batch;
   const std::size_t first_row = rows_;
+  if (first_row + n > RowIndex::kMaxRow) {
+    return Status::resource_exhausted("collection '" + name_ + "' has no free rows left; compact() it");
+  }
   for (std::size_t i = 0; i < n; ++i) {
     const PointId& id = points[i].id;
     const std::string pkey = keys::point(cid_, id);
@@ -472,12 +475,10 @@ Status Collection::upsert(std::span<const PointInput> input, const WriteOptions&
     }
     for (std::size_t i = 0; i < n; ++i) {
       const std::size_t row = first_row + i;
-      auto [it, inserted] = id_to_row_.try_emplace(points[i].id, row);
-      if (!inserted) {
-        kill_row_locked(it->second);
-        it->second = row;
-      }
       row_ids_[row] = points[i].id;
+      if (const auto old = id_to_row_.assign(points[i].id, static_cast<std::uint32_t>(row), row_ids_)) {
+        kill_row_locked(*old);
+      }
       set_bit(live_, row);
       ++live_count_;
       if (points[i].payload) payloads_.emplace(row, *points[i].payload);
@@ -510,10 +511,10 @@ Result<std::size_t> Collection::erase(std::span<const PointId> ids, const WriteO
   storage::WriteBatch batch;
   std::vector<std::size_t> rows;
   for (const PointId& id : ids) {
-    const auto it = id_to_row_.find(id);
-    if (it == id_to_row_.end()) continue;
-    if (std::find(rows.begin(), rows.end(), it->second) != rows.end()) continue;
-    rows.push_back(it->second);
+    const auto found = id_to_row_.find(id, row_ids_);
+    if (!found) continue;
+    if (std::find(rows.begin(), rows.end(), *found) != rows.end()) continue;
+    rows.push_back(*found);
     const std::string pkey = keys::point(cid_, id);
     batch.erase(Column::kIds, pkey);
     if (state) batch.erase(Column::kCodes, keys::code(cid_, state->generation, id));
@@ -524,7 +525,7 @@ Result<std::size_t> Collection::erase(std::span<const PointId> ids, const WriteO
   VECSTASH_RETURN_IF_ERROR(with_collection(shared_->store->write(batch, durability_of(options)), name_));
   std::unique_lock lock(mu_);
   for (std::size_t row : rows) {
-    id_to_row_.erase(row_ids_[row]);
+    id_to_row_.erase(row_ids_[row], row_ids_);
     kill_row_locked(row);
   }
   return rows.size();
@@ -553,18 +554,18 @@ Status Collection::set_payload(std::span<const PointId> ids, const nlohmann::jso
   storage::WriteBatch batch;
   std::vector<std::pair<std::size_t, nlohmann::json>> updates;
   for (const PointId& id : ids) {
-    const auto it = id_to_row_.find(id);
-    if (it == id_to_row_.end()) {
+    const auto found = id_to_row_.find(id, row_ids_);
+    if (!found) {
       return Status::not_found("collection '" + name_ + "': no point with id " + id.to_string());
     }
     nlohmann::json next = payload;
     if (!overwrite) {
-      const auto p = payloads_.find(it->second);
+      const auto p = payloads_.find(*found);
       next = p == payloads_.end() ? nlohmann::json::object() : p->second;
       for (const auto& [k, v] : payload.items()) next[k] = v;
     }
     batch.put(Column::kPayloads, keys::point(cid_, id), payload_bytes(next));
-    updates.emplace_back(it->second, std::move(next));
+    updates.emplace_back(*found, std::move(next));
   }
   VECSTASH_RETURN_IF_ERROR(with_collection(shared_->store->write(batch, durability_of(options)), name_));
   std::unique_lock lock(mu_);
@@ -934,7 +935,8 @@ Result<std::size_t> Collection::compact() {
     live_.assign((out + 63) / 64, 0);
     for (std::size_t r = 0; r < out; ++r) set_bit(live_, r);
     id_to_row_.clear();
-    for (std::size_t r = 0; r < out; ++r) id_to_row_.emplace(row_ids_[r], r);
+    id_to_row_.reserve(out, row_ids_);
+    for (std::size_t r = 0; r < out; ++r) id_to_row_.assign(row_ids_[r], static_cast<std::uint32_t>(r), row_ids_);
     codes_ = std::move(codes);
     norms_ = std::move(norms);
     if (have_originals) originals_ = std::move(originals);
@@ -1082,7 +1084,13 @@ Result<std::vector<std::vector<ScoredPoint>>> Collection::search(const SearchReq
     } else {
       kernels::CodeView view{codes_.data(), rows_, norms_.empty() ? nullptr : norms_.data(), allow.data()};
       kernels::SearchParams sp{smetric, r, threads};
-      VECSTASH_RETURN_IF_ERROR(kernels::search_cpu(state.codec, qs, view, sp, &candidates));
+      if (rescore && state.codec.kind() == CodeKind::kI8) {
+        // Candidates only: int8 codes scored against an integer-quantised query (integer SIMD), whose
+        // small score error the float32 rescoring removes.
+        VECSTASH_RETURN_IF_ERROR(kernels::search_i8_candidates_cpu(state.codec, qs, view, sp, &candidates));
+      } else {
+        VECSTASH_RETURN_IF_ERROR(kernels::search_cpu(state.codec, qs, view, sp, &candidates));
+      }
     }
     if (rescore) {
       kernels::SearchParams sp{fmetric, want, threads};
@@ -1139,12 +1147,12 @@ Result<std::vector<Record>> Collection::retrieve(std::span<const PointId> ids, b
   std::shared_lock lock(mu_);
   std::vector<Record> out;
   for (const PointId& id : ids) {
-    const auto it = id_to_row_.find(id);
-    if (it == id_to_row_.end()) continue;
+    const auto found = id_to_row_.find(id, row_ids_);
+    if (!found) continue;
     Record rec;
     rec.id = id;
-    if (with_payload) rec.payload = payload_of(it->second);
-    if (with_vector) rec.vector = reconstruct(it->second);
+    if (with_payload) rec.payload = payload_of(*found);
+    if (with_vector) rec.vector = reconstruct(*found);
     out.push_back(std::move(rec));
   }
   return out;
@@ -1189,11 +1197,7 @@ MemoryUsage Collection::memory_usage() const {
   MemoryUsage m;
   m.codes = codes_.capacity() + norms_.capacity() * sizeof(float) + live_.capacity() * 8;
   m.originals = originals_.capacity() * sizeof(float);
-  // An unordered_map node holds the pair and a next pointer (and the cached hash is not stored for
-  // a custom hash in libstdc++); plus one bucket pointer per bucket.
-  m.ids = row_ids_.capacity() * sizeof(PointId) +
-          id_to_row_.size() * (sizeof(std::pair<const PointId, std::uint64_t>) + sizeof(void*)) +
-          id_to_row_.bucket_count() * sizeof(void*);
+  m.ids = row_ids_.capacity() * sizeof(PointId) + id_to_row_.memory_bytes();
   for (const auto& [row, value] : payloads_) {
     m.payloads += sizeof(std::pair<const std::uint64_t, nlohmann::json>) + 2 * sizeof(void*) + value.dump().size();
   }

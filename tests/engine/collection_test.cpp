@@ -12,6 +12,7 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <unordered_map>
 
 #include <nlohmann/json.hpp>
 
@@ -695,6 +696,45 @@ TEST(Concurrency, ReadersNeverSeeAHalfAppliedBatch) {
   EXPECT_FALSE(failed.load());
   EXPECT_GT(checks.load(), 0);
   EXPECT_EQ((*c)->count(), 960u);
+}
+
+// The compact id -> row table against std::unordered_map under random assigns, erases and lookups
+// (with many collisions: ids from a small range so probe runs overlap and deletions shift).
+TEST(RowIndexTest, MatchesAReferenceMapUnderChurn) {
+  RowIndex index;
+  std::unordered_map<PointId, std::uint32_t, PointIdHash> ref;
+  std::vector<PointId> row_ids;
+  std::mt19937_64 rng(7);
+  for (int step = 0; step < 200000; ++step) {
+    const PointId id = rng() % 4 ? PointId::number(rng() % 5000)
+                                 : PointId{PointId::Kind::kUuid, rng() % 3, rng() % 2000};
+    const int op = static_cast<int>(rng() % 10);
+    if (op < 5) {
+      row_ids.push_back(id);
+      const auto row = static_cast<std::uint32_t>(row_ids.size() - 1);
+      const auto old = index.assign(id, row, row_ids);
+      const auto it = ref.find(id);
+      ASSERT_EQ(old.has_value(), it != ref.end());
+      if (old) ASSERT_EQ(*old, it->second);
+      ref[id] = row;
+    } else if (op < 8) {
+      const auto removed = index.erase(id, row_ids);
+      const auto it = ref.find(id);
+      ASSERT_EQ(removed.has_value(), it != ref.end());
+      if (removed) {
+        ASSERT_EQ(*removed, it->second);
+        ref.erase(it);
+      }
+    } else {
+      const auto found = index.find(id, row_ids);
+      const auto it = ref.find(id);
+      ASSERT_EQ(found.has_value(), it != ref.end());
+      if (found) ASSERT_EQ(*found, it->second);
+    }
+    ASSERT_EQ(index.size(), ref.size());
+  }
+  for (const auto& [id, row] : ref) ASSERT_EQ(index.find(id, row_ids), std::optional<std::uint32_t>(row));
+  EXPECT_LT(index.memory_bytes(), 16 * ref.size() + 1024) << "about 4 / 0.7 bytes per entry, up to doubling";
 }
 
 TEST(ThreadPoolTest, BoundedQueueRefusesWorkWhenFull) {

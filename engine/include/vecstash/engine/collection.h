@@ -34,6 +34,7 @@
 #include "vecstash/engine/collection_config.h"
 #include "vecstash/engine/filter.h"
 #include "vecstash/engine/point_id.h"
+#include "vecstash/engine/row_index.h"
 #include "vecstash/kernels/codec.h"
 #include "vecstash/kernels/pca.h"
 
@@ -220,7 +221,7 @@ class Collection {
   std::size_t rows_ = 0;
   std::vector<std::uint64_t> live_;        // bit per row
   std::vector<PointId> row_ids_;
-  std::unordered_map<PointId, std::uint64_t, PointIdHash> id_to_row_;
+  RowIndex id_to_row_;                      // id -> row of live points
   std::vector<std::uint8_t> codes_;         // rows x code_size (calibrated)
   std::vector<float> norms_;                // rows, when the scan metric needs them
   std::vector<float> originals_;            // rows x dim (kept, or pending calibration)
