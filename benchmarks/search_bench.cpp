@@ -351,9 +351,10 @@ Result<std::vector<SearchBenchRow>> run_search_bench(const Dataset& d, const Sea
         hnsw.add(nb, p.base.data.data());
         const double vps = n / seconds_since(t0);
         for (int ef : o.hnsw_ef) {
-          faiss::SearchParametersHNSW sp;
-          sp.efSearch = ef;
-          auto m = measure_faiss(hnsw, p, o, p.queries.rows, &sp);
+          // FAISS 1.7.3 sizes the candidate queue from the index's own efSearch and ignores
+          // SearchParametersHNSW::efSearch, so set it on the index.
+          hnsw.hnsw.efSearch = ef;
+          auto m = measure_faiss(hnsw, p, o, p.queries.rows);
           if (!m.is_ok()) return m.status();
           // Vectors plus level-0 links (2M neighbours of 4 bytes) and upper levels (about 1/M of that).
           const double bytes = 4.0 * d.base.cols + 2 * 32 * 4 * (1.0 + 1.0 / 32);

@@ -575,13 +575,18 @@ std::unique_ptr<faiss::DistanceComputer> AnnIndex::Impl::hnsw_distance() const {
 // then fall back to scanning every stored row.
 Status AnnIndex::Impl::run_hnsw(const float* fq, const std::uint8_t* bq, std::size_t nq, std::size_t k, int ef,
                                 const RowFilter* filter, RowWriter& writer) const {
-  thread_local VisitedMarks visited;
   const std::size_t n = ntotal();
   const bool negate = !binary && fhnsw->storage->metric_type == faiss::METRIC_INNER_PRODUCT;
   const int ef_cap = std::max(ef, kMaxFilteredEf);
+  // Queries are independent: spread them over the calling thread's OpenMP team (capped at nq by
+  // the caller), each thread with its own distance computer, visited marks and buffers.
+#pragma omp parallel if (nq > 1)
+  {
+  thread_local VisitedMarks visited;
   std::unique_ptr<faiss::DistanceComputer> dc = hnsw_distance();
   std::vector<float> d(k);
   std::vector<FaissIdx> ids(k);
+#pragma omp for schedule(dynamic, 4)
   for (std::size_t q = 0; q < nq; ++q) {
     // FlatHammingDis reads the query code through the float pointer, as IndexBinaryHNSW does.
     dc->set_query(binary ? reinterpret_cast<const float*>(bq + q * code_size()) : fq + q * core->d);
@@ -597,6 +602,7 @@ Status AnnIndex::Impl::run_hnsw(const float* fq, const std::uint8_t* bq, std::si
       e = static_cast<int>(std::min<long long>(static_cast<long long>(e) * 4, ef_cap));
     }
     writer.write(q, d.data(), ids.data(), found, negate, nullptr);
+  }
   }
   return Status::ok();
 }

@@ -139,7 +139,29 @@ std::string state_blob(std::uint32_t generation, std::uint64_t epoch) {
 }  // namespace
 
 Collection::Collection(EngineShared* shared, std::uint32_t cid, std::string name, CollectionConfig config)
-    : shared_(shared), cid_(cid), name_(std::move(name)), config_(std::move(config)) {}
+    : shared_(shared), cid_(cid), name_(std::move(name)), config_(std::move(config)),
+      instance_(shared->next_instance.fetch_add(1)) {}
+
+// Caller holds mu_ (shared): codes_ and version_ are stable.
+bool Collection::scan_on_gpu(MatrixView<const float> queries, const kernels::SearchParams& params,
+                             const std::uint64_t* allow, kernels::TopK* out) const {
+  if (!shared_->gpu || !state_) return false;
+  std::lock_guard lock(shared_->gpu_mu);
+  Status s;
+  if (shared_->gpu_owner != instance_ || shared_->gpu_version != version_) {
+    s = shared_->gpu->upload_codes(state_->codec,
+                                   kernels::CodeView{codes_.data(), rows_, norms_.empty() ? nullptr : norms_.data()});
+    shared_->gpu_owner = s.is_ok() ? instance_ : 0;
+    shared_->gpu_version = version_;
+  }
+  if (s.is_ok()) s = shared_->gpu->search(queries, params, allow, out);
+  if (!s.is_ok()) {
+    log_once(LogLevel::kWarn, "gpu-scan-failed", "GPU scan failed (" + s.to_string() + "); using the CPU");
+    shared_->gpu_owner = 0;
+    return false;
+  }
+  return true;
+}
 
 Collection::~Collection() { wait_for_recalibration(); }
 
@@ -484,6 +506,7 @@ Status Collection::upsert(std::span<const PointInput> input, const WriteOptions&
       if (points[i].payload) payloads_.emplace(row, *points[i].payload);
     }
     rows_ = new_rows;
+    ++version_;
     if (index_) VECSTASH_RETURN_IF_ERROR(with_collection(add_to_index_locked(first_row), name_));
   }
   if (!state && live_count_ >= config_.calibration_sample) {
@@ -707,6 +730,7 @@ Status Collection::calibrate_locked(std::size_t sample_rows) {
   {
     std::unique_lock lock(mu_);
     state_ = next;
+    ++version_;
     codes_ = std::move(codes);
     norms_ = std::move(norms);
     if (!config_.keep_originals) {
@@ -930,6 +954,7 @@ Result<std::size_t> Collection::compact() {
   {
     std::unique_lock lock(mu_);
     epoch_ = epoch;
+    ++version_;
     rows_ = out;
     row_ids_ = std::move(ids);
     live_.assign((out + 63) / 64, 0);
@@ -1042,13 +1067,16 @@ Result<std::vector<std::vector<ScoredPoint>>> Collection::search(const SearchReq
   const Metric fmetric = final_metric(config_);
   const MatrixView<const float> qv(q.data(), nq, dim);
   const std::vector<std::uint64_t> allow = allow_bits(req.filter);
+  // No filter and no dead rows: no eligibility checks at all in the scan or the index walk.
+  const bool everything = (!req.filter || req.filter->matches_all()) && live_count_ == rows_;
+  const std::uint64_t* allow_ptr = everything ? nullptr : allow.data();
 
   kernels::TopK found;
   if (!state_) {
     // Not calibrated: exact float32 search over the pending rows.
     kernels::SearchParams sp{fmetric, want, threads};
     VECSTASH_RETURN_IF_ERROR(kernels::search_f32(qv, MatrixView<const float>(originals_.data(), rows_, dim), sp, &found,
-                                                 allow.data()));
+                                                 allow_ptr));
   } else {
     const State& state = *state_;
     const Metric smetric = config_.scan_metric();
@@ -1077,14 +1105,17 @@ Result<std::vector<std::vector<ScoredPoint>>> Collection::search(const SearchReq
         const std::size_t cs = state.codec.code_size();
         std::vector<std::uint8_t> qcodes(nq * cs);
         VECSTASH_RETURN_IF_ERROR(state.codec.encode(qs, qcodes, {}, threads));
-        VECSTASH_RETURN_IF_ERROR(index_->search_binary(qcodes.data(), nq, r, ap, &pred, &candidates));
+        VECSTASH_RETURN_IF_ERROR(
+            index_->search_binary(qcodes.data(), nq, r, ap, everything ? nullptr : &pred, &candidates));
       } else {
-        VECSTASH_RETURN_IF_ERROR(index_->search(qs, r, ap, &pred, &candidates));
+        VECSTASH_RETURN_IF_ERROR(index_->search(qs, r, ap, everything ? nullptr : &pred, &candidates));
       }
     } else {
-      kernels::CodeView view{codes_.data(), rows_, norms_.empty() ? nullptr : norms_.data(), allow.data()};
+      kernels::CodeView view{codes_.data(), rows_, norms_.empty() ? nullptr : norms_.data(), allow_ptr};
       kernels::SearchParams sp{smetric, r, threads};
-      if (rescore && state.codec.kind() == CodeKind::kI8) {
+      if (scan_on_gpu(qs, sp, allow_ptr, &candidates)) {
+        // done on the device
+      } else if (rescore && state.codec.kind() == CodeKind::kI8) {
         // Candidates only: int8 codes scored against an integer-quantised query (integer SIMD), whose
         // small score error the float32 rescoring removes.
         VECSTASH_RETURN_IF_ERROR(kernels::search_i8_candidates_cpu(state.codec, qs, view, sp, &candidates));

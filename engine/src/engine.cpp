@@ -81,6 +81,15 @@ Result<std::unique_ptr<Engine>> Engine::open(const std::filesystem::path& dir, c
   const std::size_t cores = std::max(1u, std::thread::hardware_concurrency());
   shared->pool = std::make_unique<ThreadPool>(options.pool_threads ? options.pool_threads : cores,
                                               std::max<std::size_t>(1, options.pool_queue));
+  if (options.use_gpu && kernels::gpu_available()) {
+    auto gpu = kernels::GpuContext::create();
+    if (gpu.is_ok()) {
+      shared->gpu = std::move(*gpu);
+      log(LogLevel::kInfo, "exact scans run on " + kernels::gpu_description());
+    } else {
+      log(LogLevel::kWarn, "GPU unusable (" + gpu.status().to_string() + "); exact scans run on the CPU");
+    }
+  }
   std::unique_ptr<Engine> engine(new Engine(std::move(shared)));
   VECSTASH_RETURN_IF_ERROR(engine->load_collections());
   return engine;

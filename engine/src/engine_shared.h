@@ -1,7 +1,9 @@
 // Private to engine/: resources shared by the engine and its collections, and the storage layout.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -9,6 +11,7 @@
 #include "vecstash/engine/engine.h"
 #include "vecstash/engine/point_id.h"
 #include "vecstash/engine/thread_pool.h"
+#include "vecstash/kernels/gpu.h"
 #include "vecstash/storage/keys.h"
 #include "vecstash/storage/store.h"
 
@@ -18,6 +21,13 @@ struct EngineShared {
   std::unique_ptr<storage::Store> store;
   std::unique_ptr<ThreadPool> pool;
   EngineOptions options;
+  // The GPU (null when unused or absent). One stream, so one user at a time; `gpu_owner` and
+  // `gpu_version` say whose codes, as of which write, are on the device.
+  std::unique_ptr<kernels::GpuContext> gpu;
+  std::mutex gpu_mu;
+  std::uint64_t gpu_owner = 0;
+  std::uint64_t gpu_version = 0;
+  std::atomic<std::uint64_t> next_instance{1};
 };
 
 // Storage layout. Every key of a collection's data starts with its 4-byte big-endian id (cid), so a

@@ -715,7 +715,9 @@ TEST(RowIndexTest, MatchesAReferenceMapUnderChurn) {
       const auto old = index.assign(id, row, row_ids);
       const auto it = ref.find(id);
       ASSERT_EQ(old.has_value(), it != ref.end());
-      if (old) ASSERT_EQ(*old, it->second);
+      if (old) {
+        ASSERT_EQ(*old, it->second);
+      }
       ref[id] = row;
     } else if (op < 8) {
       const auto removed = index.erase(id, row_ids);
@@ -729,7 +731,9 @@ TEST(RowIndexTest, MatchesAReferenceMapUnderChurn) {
       const auto found = index.find(id, row_ids);
       const auto it = ref.find(id);
       ASSERT_EQ(found.has_value(), it != ref.end());
-      if (found) ASSERT_EQ(*found, it->second);
+      if (found) {
+        ASSERT_EQ(*found, it->second);
+      }
     }
     ASSERT_EQ(index.size(), ref.size());
   }

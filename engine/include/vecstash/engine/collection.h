@@ -37,6 +37,7 @@
 #include "vecstash/engine/row_index.h"
 #include "vecstash/kernels/codec.h"
 #include "vecstash/kernels/pca.h"
+#include "vecstash/kernels/search.h"
 
 namespace vecstash::engine {
 
@@ -207,6 +208,9 @@ class Collection {
   std::size_t live_rows_locked() const;
   void kill_row_locked(std::size_t row);
   Status check_not_dropped() const;
+  /// Exact scan on the GPU; false (with the CPU to be used) when there is none or it failed.
+  bool scan_on_gpu(MatrixView<const float> queries, const kernels::SearchParams& params,
+                   const std::uint64_t* allow, kernels::TopK* out) const;
 
   EngineShared* shared_;
   const std::uint32_t cid_;
@@ -231,6 +235,8 @@ class Collection {
   std::size_t live_count_ = 0;
   std::uint64_t epoch_ = 0;                 // row numbering; compaction increments it
   bool dropped_ = false;                    // set (under write_mu_) when the engine drops it
+  std::uint64_t version_ = 0;               // bumped whenever codes change (GPU copy freshness)
+  std::uint64_t instance_ = 0;              // unique per Collection object (GPU copy owner)
 
   mutable std::mutex recal_mu_;
   mutable std::condition_variable recal_cv_;

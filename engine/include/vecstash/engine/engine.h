@@ -35,6 +35,10 @@ struct EngineOptions {
   /// true (default): fsync the write-ahead log before acknowledging a write.
   bool sync_writes = true;
   std::size_t block_cache_mb = 64;
+  /// Exact scans over codes on the GPU when one is usable (default true). Without a GPU (or a CUDA
+  /// build) the CPU is used, logged once. The device holds one collection's codes at a time; a scan of
+  /// another collection, or after a write, uploads them again.
+  bool use_gpu = true;
 };
 
 class Engine {
