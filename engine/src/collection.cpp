@@ -515,6 +515,15 @@ Status Collection::upsert(std::span<const PointInput> input, const WriteOptions&
   return Status::ok();
 }
 
+std::vector<std::size_t> Collection::live_row_list() const {
+  std::vector<std::size_t> rows;
+  rows.reserve(live_count_);
+  for (std::size_t r = 0; r < rows_; ++r) {
+    if (test_bit(live_, r)) rows.push_back(r);
+  }
+  return rows;
+}
+
 Status Collection::check_not_dropped() const {
   if (dropped_) return Status::not_found("collection '" + name_ + "' was dropped");
   return Status::ok();
@@ -638,11 +647,7 @@ Status Collection::calibrate_locked(std::size_t sample_rows) {
   if (old && !config_.keep_originals) {
     return Status::failed_precondition("a codes-only collection cannot be re-calibrated: its originals are not kept");
   }
-  std::vector<std::size_t> live_rows;
-  live_rows.reserve(live_count_);
-  for (std::size_t r = 0; r < rows_; ++r) {
-    if (test_bit(live_, r)) live_rows.push_back(r);
-  }
+  const std::vector<std::size_t> live_rows = live_row_list();
   if (live_rows.size() < 2) return Status::failed_precondition("calibration needs at least 2 points");
   {
     std::lock_guard lock(recal_mu_);
@@ -813,16 +818,14 @@ Result<std::unique_ptr<AnnIndex>> Collection::build_ann(const State& state, std:
   if (!created.is_ok()) return with_collection(created.status(), name_);
   std::unique_ptr<AnnIndex> index = std::move(*created);
   std::vector<std::int64_t> labels(rows.begin(), rows.end());
+  std::vector<std::uint8_t> packed(rows.size() * cs);
+  for (std::size_t i = 0; i < rows.size(); ++i) std::memcpy(packed.data() + i * cs, codes.data() + rows[i] * cs, cs);
   if (binary) {
-    std::vector<std::uint8_t> packed(rows.size() * cs);
-    for (std::size_t i = 0; i < rows.size(); ++i) std::memcpy(packed.data() + i * cs, codes.data() + rows[i] * cs, cs);
     if (!index->is_trained()) VECSTASH_RETURN_IF_ERROR(index->train_binary(packed.data(), rows.size()));
     VECSTASH_RETURN_IF_ERROR(index->add_binary(labels, packed.data(), rows.size()));
     return index;
   }
   // Float indexes hold what the codes represent: the decoded (post-PCA) vectors.
-  std::vector<std::uint8_t> packed(rows.size() * cs);
-  for (std::size_t i = 0; i < rows.size(); ++i) std::memcpy(packed.data() + i * cs, codes.data() + rows[i] * cs, cs);
   std::vector<float> decoded(rows.size() * code_dim);
   VECSTASH_RETURN_IF_ERROR(state.codec.decode(packed, MatrixView<float>(decoded.data(), rows.size(), code_dim),
                                               shared_->options.threads));
@@ -857,10 +860,7 @@ Status Collection::add_to_index_locked(std::size_t first_row) {
 
 Status Collection::rebuild_index_locked(bool persist) {
   if (config_.index.empty() || !state_) return Status::ok();
-  std::vector<std::size_t> live_rows;
-  for (std::size_t r = 0; r < rows_; ++r) {
-    if (test_bit(live_, r)) live_rows.push_back(r);
-  }
+  const std::vector<std::size_t> live_rows = live_row_list();
   auto built = build_ann(*state_, codes_, live_rows);
   if (!built.is_ok()) return built.status();
   index_ = std::move(*built);
@@ -888,10 +888,7 @@ Status Collection::build_index() {
   std::lock_guard write_lock(write_mu_);
   VECSTASH_RETURN_IF_ERROR(check_not_dropped());
   if (!state_) return Status::failed_precondition("collection '" + name_ + "' is not calibrated yet");
-  std::vector<std::size_t> live_rows;
-  for (std::size_t r = 0; r < rows_; ++r) {
-    if (test_bit(live_, r)) live_rows.push_back(r);
-  }
+  const std::vector<std::size_t> live_rows = live_row_list();
   auto built = build_ann(*state_, codes_, live_rows);
   if (!built.is_ok()) return built.status();
   {

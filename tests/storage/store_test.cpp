@@ -1,5 +1,7 @@
 #include "vecstash/storage/store.h"
 
+#include "testing/temp_dir.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -18,21 +20,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    std::random_device rd;
-    path_ = fs::temp_directory_path() / ("vecstash-store-test-" + std::to_string(rd()) + std::to_string(rd()));
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using testing::TempDir;
 
 std::unique_ptr<Store> open_ok(const fs::path& p, StoreOptions o = {}) {
   auto s = Store::open(p, o);

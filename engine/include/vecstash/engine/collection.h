@@ -208,6 +208,7 @@ class Collection {
   std::size_t live_rows_locked() const;
   void kill_row_locked(std::size_t row);
   Status check_not_dropped() const;
+  std::vector<std::size_t> live_row_list() const;  // live rows in order; caller holds a lock
   /// Exact scan on the GPU; false (with the CPU to be used) when there is none or it failed.
   bool scan_on_gpu(MatrixView<const float> queries, const kernels::SearchParams& params,
                    const std::uint64_t* allow, kernels::TopK* out) const;
