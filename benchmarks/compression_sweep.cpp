@@ -36,17 +36,6 @@ std::vector<std::string_view> split_commas(std::string_view s) {
   return out;
 }
 
-void normalize_rows(FloatMatrix& m) {
-  for (std::size_t i = 0; i < m.rows; ++i) {
-    float* r = m.row(i);
-    double ss = 0.0;
-    for (std::size_t j = 0; j < m.cols; ++j) ss += static_cast<double>(r[j]) * r[j];
-    if (ss <= 0.0) continue;
-    const float inv = static_cast<float>(1.0 / std::sqrt(ss));
-    for (std::size_t j = 0; j < m.cols; ++j) r[j] *= inv;
-  }
-}
-
 FloatMatrix gather_rows(MatrixView<const float> m, const std::vector<std::size_t>& rows) {
   FloatMatrix out(rows.size(), m.cols);
   for (std::size_t i = 0; i < rows.size(); ++i) std::copy_n(m.row(rows[i]), m.cols, out.row(i));

@@ -108,16 +108,6 @@ void scan(benchmark::State& state, const bench::CodeVariant& v, Metric metric) {
 
 constexpr std::size_t kFlatRows = 100000, kFlatDim = 100, kFlatQueries = 1000, kFlatK = 10, kOversample = 4;
 
-void normalize(bench::FloatMatrix& m) {
-  for (std::size_t i = 0; i < m.rows; ++i) {
-    double n = 0;
-    for (std::size_t j = 0; j < m.cols; ++j) n += double(m.row(i)[j]) * m.row(i)[j];
-    if (n == 0) continue;
-    const float inv = static_cast<float>(1.0 / std::sqrt(n));
-    for (std::size_t j = 0; j < m.cols; ++j) m.row(i)[j] *= inv;
-  }
-}
-
 /// A data set with its int8 codes and the exact float32 top-10 (the recall reference).
 struct FlatSet {
   std::string error;  // non-empty: the set is not available
@@ -144,8 +134,8 @@ const FlatSet& flat_set(const std::string& name) {
   }
   s.base = std::move(ds->base);
   s.queries = std::move(ds->queries);
-  normalize(s.base);  // cosine data scored as inner product, as IndexFlatIP over normalised rows
-  normalize(s.queries);
+  bench::normalize_rows(s.base);  // cosine data scored as inner product, as IndexFlatIP over normalised rows
+  bench::normalize_rows(s.queries);
   kernels::CodecOptions o;
   o.kind = vecstash::CodeKind::kI8;
   auto codec = kernels::Codec::train(o, s.base.view());

@@ -41,18 +41,9 @@ Result<double> fastest(double min_time, Fn&& fn) {
   return best;
 }
 
-FloatMatrix normalized(const FloatMatrix& m) {
-  FloatMatrix out = m;
-  for (std::size_t i = 0; i < out.rows; ++i) {
-    float* r = out.data.data() + i * out.cols;
-    double n = 0.0;
-    for (std::size_t j = 0; j < out.cols; ++j) n += double(r[j]) * r[j];
-    if (n > 0) {
-      const float inv = static_cast<float>(1.0 / std::sqrt(n));
-      for (std::size_t j = 0; j < out.cols; ++j) r[j] *= inv;
-    }
-  }
-  return out;
+FloatMatrix normalized(FloatMatrix m) {
+  normalize_rows(m);
+  return m;
 }
 
 struct Prepared {

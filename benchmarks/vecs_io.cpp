@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <bit>
 #include <climits>
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -71,6 +72,17 @@ Result<std::size_t> read_bytes(gzFile f, const std::filesystem::path& path, void
 }  // namespace
 
 bool is_gzip_name(const std::filesystem::path& path) { return path.extension() == ".gz"; }
+
+void normalize_rows(FloatMatrix& m) {
+  for (std::size_t i = 0; i < m.rows; ++i) {
+    float* r = m.row(i);
+    double ss = 0.0;
+    for (std::size_t j = 0; j < m.cols; ++j) ss += static_cast<double>(r[j]) * r[j];
+    if (ss <= 0.0) continue;
+    const float inv = static_cast<float>(1.0 / std::sqrt(ss));
+    for (std::size_t j = 0; j < m.cols; ++j) r[j] *= inv;
+  }
+}
 
 template <typename T>
 Result<Matrix<T>> read_vecs(const std::filesystem::path& path, std::size_t max_rows) {

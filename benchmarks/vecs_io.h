@@ -54,6 +54,9 @@ Result<FloatMatrix> read_float_vectors(const std::filesystem::path& path, std::s
 template <typename T>
 Status write_vecs(const std::filesystem::path& path, MatrixView<const T> rows);
 
+/// Scale each row to unit L2 norm in place (zero rows are left as they are).
+void normalize_rows(FloatMatrix& m);
+
 /// True when the file name ends with ".gz".
 bool is_gzip_name(const std::filesystem::path& path);
 

@@ -39,6 +39,15 @@ void grow(std::vector<T>& v, std::size_t n) {
   v.resize(n);
 }
 
+// Scale `v` (dim floats) to unit L2 norm in place; a zero vector stays zero.
+void normalize(float* v, std::size_t dim) {
+  double norm = 0.0;
+  for (std::size_t j = 0; j < dim; ++j) norm += static_cast<double>(v[j]) * v[j];
+  if (norm <= 0.0) return;
+  const float inv = static_cast<float>(1.0 / std::sqrt(norm));
+  for (std::size_t j = 0; j < dim; ++j) v[j] *= inv;
+}
+
 std::string float_bytes(std::span<const float> v) {
   std::string out(v.size() * 4, '\0');
   for (std::size_t i = 0; i < v.size(); ++i) {
@@ -381,25 +390,18 @@ Result<std::vector<float>> Collection::prepare_rows(std::span<const PointInput> 
       return Status::invalid_argument("point " + p.id.to_string() + ": vector has " + std::to_string(p.vector.size()) +
                                       " dimensions, the collection has " + std::to_string(dim));
     }
-    double norm = 0.0;
     for (std::size_t j = 0; j < dim; ++j) {
-      const float x = p.vector[j];
-      if (!std::isfinite(x)) {
+      if (!std::isfinite(p.vector[j])) {
         return Status::invalid_argument("point " + p.id.to_string() + ": vector element " + std::to_string(j) +
                                         " is not a finite number");
       }
-      norm += static_cast<double>(x) * x;
     }
     if (p.payload && !p.payload->is_object()) {
       return Status::invalid_argument("point " + p.id.to_string() + ": payload must be a JSON object");
     }
     float* dst = rows.data() + i * dim;
-    if (config_.metric == Metric::kCos && norm > 0.0) {
-      const float inv = static_cast<float>(1.0 / std::sqrt(norm));
-      for (std::size_t j = 0; j < dim; ++j) dst[j] = p.vector[j] * inv;
-    } else {
-      std::copy(p.vector.begin(), p.vector.end(), dst);
-    }
+    std::copy(p.vector.begin(), p.vector.end(), dst);
+    if (config_.metric == Metric::kCos) normalize(dst, dim);
   }
   return rows;
 }
@@ -1046,14 +1048,7 @@ Result<std::vector<std::vector<ScoredPoint>>> Collection::search(const SearchReq
     }
   }
   if (config_.metric == Metric::kCos) {
-    for (std::size_t i = 0; i < nq; ++i) {
-      double norm = 0.0;
-      for (std::size_t j = 0; j < dim; ++j) norm += static_cast<double>(q[i * dim + j]) * q[i * dim + j];
-      if (norm > 0.0) {
-        const float inv = static_cast<float>(1.0 / std::sqrt(norm));
-        for (std::size_t j = 0; j < dim; ++j) q[i * dim + j] *= inv;
-      }
-    }
+    for (std::size_t i = 0; i < nq; ++i) normalize(q.data() + i * dim, dim);
   }
   std::vector<std::vector<ScoredPoint>> results(nq);
   if (nq == 0) return results;

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "testing/kill_writer.h"
 #include "testing/temp_dir.h"
 #include "vecstash/engine/engine.h"
 
@@ -62,26 +63,11 @@ TEST(EngineCrash, AcknowledgedUpsertsSurviveKill9Repeatedly) {
   std::mt19937 rng(1234);
   for (int round = 0; round < rounds; ++round) {
     testing::TempDir dir("vecstash-crash");
-    int fds[2];
-    ASSERT_EQ(pipe(fds), 0);
-    const pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      close(fds[0]);
-      run_writer(dir.path(), fds[1]);
-    }
-    close(fds[1]);
-    std::uint64_t first = 0;
-    ASSERT_EQ(read(fds[0], &first, sizeof first), static_cast<ssize_t>(sizeof first)) << "the writer died early";
     // Kill at a different moment each round: early ones land around calibration (batch 25).
-    std::this_thread::sleep_for(std::chrono::milliseconds(2 + rng() % 150));
-    ASSERT_EQ(kill(pid, SIGKILL), 0);
-    int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    ASSERT_TRUE(WIFSIGNALED(status)) << "the writer exited by itself with " << WEXITSTATUS(status);
-    std::uint64_t acked = 0, last = first;
-    while (read(fds[0], &acked, sizeof acked) == static_cast<ssize_t>(sizeof acked)) last = acked;
-    close(fds[0]);
+    const auto killed = testing::run_and_kill([&](int fd) { run_writer(dir.path(), fd); },
+                                              std::chrono::milliseconds(2 + rng() % 150));
+    ASSERT_TRUE(killed.error.empty()) << "round " << round << ": " << killed.error;
+    const std::uint64_t last = killed.last;
 
     auto engine = Engine::open(dir.path());
     ASSERT_TRUE(engine.is_ok()) << "round " << round << ": " << engine.status().to_string();

@@ -1,5 +1,6 @@
 #include "vecstash/storage/store.h"
 
+#include "testing/kill_writer.h"
 #include "testing/temp_dir.h"
 
 #include <gtest/gtest.h>
@@ -175,35 +176,22 @@ TEST(Store, ConcurrentWritersAndReaders) {
 TEST(StoreCrash, AcknowledgedWritesSurviveKill9) {
   for (int round = 0; round < 6; ++round) {
     TempDir dir;
-    int fds[2];
-    ASSERT_EQ(pipe(fds), 0);
-    const pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      close(fds[0]);
-      auto store = Store::open(dir.path());
-      if (!store.is_ok()) _exit(2);
-      for (std::uint64_t i = 0;; ++i) {
-        WriteBatch b;
-        b.put(Column::kCodes, u64_key(i), std::string(64, 'c'));
-        b.put(Column::kIds, u64_key(i), std::to_string(i));
-        if (!(*store)->write(b).is_ok()) _exit(3);
-        if (write(fds[1], &i, sizeof i) != static_cast<ssize_t>(sizeof i)) _exit(4);
-      }
-    }
-    close(fds[1]);
-    // Wait for the first acknowledgement (opening the database can be slow on a loaded machine), then
-    // let the writer run for a different time each round before killing it.
-    std::uint64_t first = 0;
-    ASSERT_EQ(read(fds[0], &first, sizeof first), static_cast<ssize_t>(sizeof first)) << "the writer died early";
-    std::this_thread::sleep_for(std::chrono::milliseconds(5 + 30 * round));
-    ASSERT_EQ(kill(pid, SIGKILL), 0);
-    int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    ASSERT_TRUE(WIFSIGNALED(status)) << "the writer exited by itself with " << WEXITSTATUS(status);
-    std::uint64_t acked = 0, last = first;
-    while (read(fds[0], &acked, sizeof acked) == static_cast<ssize_t>(sizeof acked)) last = acked;
-    close(fds[0]);
+    const auto killed = testing::run_and_kill(
+        [&](int fd) {
+          auto store = Store::open(dir.path());
+          if (!store.is_ok()) _exit(2);
+          for (std::uint64_t i = 0;; ++i) {
+            WriteBatch b;
+            b.put(Column::kCodes, u64_key(i), std::string(64, 'c'));
+            b.put(Column::kIds, u64_key(i), std::to_string(i));
+            if (!(*store)->write(b).is_ok()) _exit(3);
+            if (write(fd, &i, sizeof i) != static_cast<ssize_t>(sizeof i)) _exit(4);
+          }
+        },
+        // A different running time each round before the kill.
+        std::chrono::milliseconds(5 + 30 * round));
+    ASSERT_TRUE(killed.error.empty()) << "round " << round << ": " << killed.error;
+    const std::uint64_t last = killed.last;
 
     auto store = open_ok(dir.path());
     ASSERT_TRUE(store);
