@@ -373,7 +373,7 @@ Status Collection::load_data() {
     if (loaded) {
       VECSTASH_RETURN_IF_ERROR(add_to_index_locked(indexed_rows_));
     } else {
-      VECSTASH_RETURN_IF_ERROR(rebuild_index_locked(/*persist=*/true));
+      VECSTASH_RETURN_IF_ERROR(rebuild_index_locked());
     }
   }
   return Status::ok();
@@ -860,14 +860,14 @@ Status Collection::add_to_index_locked(std::size_t first_row) {
   return index_->add(labels, MatrixView<const float>(decoded.data(), labels.size(), state.code_dim()));
 }
 
-Status Collection::rebuild_index_locked(bool persist) {
+Status Collection::rebuild_index_locked() {
   if (config_.index.empty() || !state_) return Status::ok();
   const std::vector<std::size_t> live_rows = live_row_list();
   auto built = build_ann(*state_, codes_, live_rows);
   if (!built.is_ok()) return built.status();
   index_ = std::move(*built);
   indexed_rows_ = rows_;
-  return persist ? save_index_snapshot() : Status::ok();
+  return save_index_snapshot();
 }
 
 Status Collection::save_index_snapshot() {

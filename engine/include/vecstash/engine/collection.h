@@ -192,11 +192,10 @@ class Collection {
                                                     CollectionConfig config);
   static Result<std::shared_ptr<Collection>> load(EngineShared* shared, std::uint32_t cid, std::string name,
                                                   CollectionConfig config);
-  Status persist_state(void* batch) const;
   Status load_data();
   Status calibrate_locked(std::size_t sample_rows);
   Status add_to_index_locked(std::size_t first_row);
-  Status rebuild_index_locked(bool persist);
+  Status rebuild_index_locked();  // build over all live rows and persist a snapshot
   Result<std::unique_ptr<AnnIndex>> build_ann(const State& state, std::span<const std::uint8_t> codes,
                                               std::span<const std::size_t> rows) const;
   Status save_index_snapshot();
@@ -205,7 +204,6 @@ class Collection {
   std::vector<std::uint64_t> allow_bits(const Filter* filter) const;
   std::vector<float> reconstruct(std::size_t row) const;
   std::optional<nlohmann::json> payload_of(std::size_t row) const;
-  std::size_t live_rows_locked() const;
   void kill_row_locked(std::size_t row);
   Status check_not_dropped() const;
   std::vector<std::size_t> live_row_list() const;  // live rows in order; caller holds a lock
