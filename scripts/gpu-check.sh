@@ -107,8 +107,8 @@ cmake --version | head -n 1
 ARCHS="${VECSTASH_CUDA_ARCHS:-}"
 if [ -z "$ARCHS" ]; then
   # compute_cap is "9.0" on an H100; build only for the GPU at hand (halves the nvcc time).
-  CC="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d ' .')"
-  if [[ "$CC" =~ ^[0-9]+$ ]]; then ARCHS="$CC"; else ARCHS="80;90"; fi
+  GPU_CAP="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d ' .')"
+  if [[ "$GPU_CAP" =~ ^[0-9]+$ ]]; then ARCHS="$GPU_CAP"; else ARCHS="80;90"; fi
 fi
 echo "CUDA architectures: $ARCHS"
 
