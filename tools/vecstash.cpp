@@ -1,5 +1,7 @@
 // The `vecstash` command line. Subcommands:
+//   serve               the REST server (docs/API.md)
 //   bench compression   storage versus accuracy of every code kind x PCA level (docs/BENCHMARKS.md)
+//   bench search        collections end to end against FAISS (docs/BENCHMARKS.md)
 //
 // Results go to stdout (tables) and to the files named by --csv / --svg; progress and errors go to
 // stderr through spdlog. Exit status: 0 success, 1 a run failed or no data set was available,
@@ -24,6 +26,7 @@
 #include "benchmarks/datasets.h"
 #include "benchmarks/report.h"
 #include "benchmarks/search_bench.h"
+#include "serve_command.h"
 #include "vecstash/common/log.h"
 #include "vecstash/kernels/gpu.h"
 
@@ -471,6 +474,9 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{2}, std::size_t{65536}));
 
+  vecstash::tools::ServeArgs serve_args;
+  CLI::App* serve = vecstash::tools::add_serve_command(app, serve_args);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -479,6 +485,7 @@ int main(int argc, char** argv) {
   install_logging(verbose, quiet);
   if (compression->parsed()) return run_bench_compression(args);
   if (search->parsed()) return run_bench_search(sargs);
+  if (serve->parsed()) return vecstash::tools::run_serve(serve_args, verbose || quiet);
   std::fputs(app.help().c_str(), stderr);
   return kExitUsage;
 }

@@ -1,6 +1,7 @@
 #include "vecstash/engine/collection.h"
 
 #include <algorithm>
+#include <random>
 #include <cmath>
 #include <cstring>
 #include <numeric>
@@ -1247,6 +1248,110 @@ CollectionInfo Collection::info() const {
   }
   info.indexed = index_ ? indexed_rows_ : 0;
   return info;
+}
+
+Result<CompressionReport> Collection::evaluate_compression(std::size_t sample, std::size_t k,
+                                                           std::uint64_t seed) const {
+  if (sample < 1 || sample > 10000) return Status::invalid_argument("sample must be in [1, 10000]");
+  if (k < 1 || k > 1000) return Status::invalid_argument("k must be in [1, 1000]");
+  CompressionReport rep;
+  rep.k = k;
+  rep.dim = config_.dim;
+  rep.float32_bytes = 4.0 * static_cast<double>(config_.dim);
+  rep.oversampling = config_.search.oversampling;
+  const MemoryUsage mem = memory_usage();
+
+  const std::size_t dim = config_.dim;
+  std::vector<float> queries;
+  std::vector<PointId> query_ids;
+  std::vector<std::vector<PointId>> truth;
+  {
+    std::shared_lock lock(mu_);
+    rep.points = live_count_;
+    if (state_) {
+      rep.code_dim = state_->code_dim();
+      rep.code_bytes = state_->codec.code_size();
+    }
+    if (live_count_ > 0) {
+      const double per = 1.0 / static_cast<double>(live_count_);
+      rep.code_bytes_per_vector = static_cast<double>(mem.codes) * per;
+      rep.ram_bytes_per_vector = static_cast<double>(mem.total()) * per;
+    }
+    if (!state_) {
+      rep.code_bytes_per_vector = rep.float32_bytes;
+      rep.note = "not calibrated yet: the " + std::to_string(live_count_) +
+                 " points are stored as float32 until calibration_sample (" +
+                 std::to_string(config_.calibration_sample) + ") is reached";
+    } else if (originals_.empty()) {
+      rep.note = "codes only: float32 originals are not kept, so there is no float32 truth to compare with";
+    } else if (live_count_ < 2) {
+      rep.note = "fewer than 2 points";
+    }
+    if (rep.code_bytes_per_vector > 0) rep.compression_ratio = rep.float32_bytes / rep.code_bytes_per_vector;
+    if (!rep.note.empty()) return rep;
+
+    // Sample live rows with a fixed seed (a partial Fisher-Yates over the live row list).
+    std::vector<std::size_t> rows = live_row_list();
+    std::mt19937_64 rng(seed);
+    const std::size_t m = std::min(sample, rows.size());
+    for (std::size_t i = 0; i < m; ++i) {
+      std::uniform_int_distribution<std::size_t> pick(i, rows.size() - 1);
+      std::swap(rows[i], rows[pick(rng)]);
+    }
+    rows.resize(m);
+    queries.resize(m * dim);
+    for (std::size_t i = 0; i < m; ++i) {
+      std::copy_n(originals_.data() + rows[i] * dim, dim, queries.data() + i * dim);
+      query_ids.push_back(row_ids_[rows[i]]);
+    }
+    // The truth: exact float32 search over the live originals; the query point itself is dropped.
+    const std::vector<std::uint64_t> allow = allow_bits(nullptr);
+    const bool everything = live_count_ == rows_;
+    kernels::SearchParams sp{final_metric(config_), std::min(k + 1, live_count_), shared_->options.threads};
+    kernels::TopK top;
+    VECSTASH_RETURN_IF_ERROR(kernels::search_f32(MatrixView<const float>(queries.data(), m, dim),
+                                                 MatrixView<const float>(originals_.data(), rows_, dim), sp, &top,
+                                                 everything ? nullptr : allow.data()));
+    truth.resize(m);
+    for (std::size_t i = 0; i < m; ++i) {
+      for (std::size_t j = 0; j < top.k && truth[i].size() < k; ++j) {
+        const std::int64_t r = top.ids[i * top.k + j];
+        if (r < 0) break;
+        const PointId& id = row_ids_[static_cast<std::size_t>(r)];
+        if (id != query_ids[i]) truth[i].push_back(id);
+      }
+    }
+  }
+  rep.sample = query_ids.size();
+
+  // Codes alone, then codes + rescoring, through the normal search path (exact scan).
+  auto recall_of = [&](bool rescore) -> Result<double> {
+    SearchRequest req;
+    req.queries = queries;
+    req.nq = query_ids.size();
+    req.limit = std::min<std::size_t>(k + 1, kernels::kMaxK);
+    req.exact = true;
+    req.rescore = rescore;
+    auto got = search(req);
+    if (!got) return got.status();
+    std::size_t hits = 0, total = 0;
+    for (std::size_t i = 0; i < query_ids.size(); ++i) {
+      std::vector<PointId> mine;
+      for (const ScoredPoint& p : got.value()[i]) {
+        if (p.id != query_ids[i] && mine.size() < truth[i].size()) mine.push_back(p.id);
+      }
+      for (const PointId& t : truth[i]) hits += std::find(mine.begin(), mine.end(), t) != mine.end() ? 1 : 0;
+      total += truth[i].size();
+    }
+    return total == 0 ? 1.0 : static_cast<double>(hits) / static_cast<double>(total);
+  };
+  auto codes = recall_of(false);
+  if (!codes) return codes.status();
+  rep.recall_codes = codes.value();
+  auto rescored = recall_of(true);
+  if (!rescored) return rescored.status();
+  rep.recall_rescored = rescored.value();
+  return rep;
 }
 
 }  // namespace vecstash::engine

@@ -133,6 +133,29 @@ struct CollectionInfo {
   RecalibrationProgress recalibration;
 };
 
+/// How much a collection's compression costs in accuracy, measured on its own data: `sample` stored
+/// points (chosen with a fixed seed) are used as queries; each one's k nearest other points by exact
+/// float32 search over the kept originals are the truth; recall@k is measured for the stored codes
+/// alone (exact scan, no rescoring) and with float32 rescoring of the oversampled candidates.
+struct CompressionReport {
+  std::size_t points = 0;
+  std::size_t sample = 0;  ///< queries actually used (<= requested, <= points)
+  std::size_t k = 0;
+  std::size_t dim = 0;        ///< stored vector dimension
+  std::size_t code_dim = 0;   ///< after PCA (0 before calibration)
+  std::size_t code_bytes = 0; ///< bytes per code (0 before calibration)
+  double float32_bytes = 0;   ///< dim * 4
+  /// In-memory bytes per point: the codes (+ norms) alone, and everything the collection holds
+  /// (codes, originals, ids, payloads, index) divided by the points.
+  double code_bytes_per_vector = 0;
+  double ram_bytes_per_vector = 0;
+  double compression_ratio = 0;  ///< float32_bytes / code_bytes_per_vector
+  std::optional<double> recall_codes;     ///< nullopt when it cannot be measured (see note)
+  std::optional<double> recall_rescored;  ///< nullopt when originals are not kept
+  double oversampling = 0;
+  std::string note;  ///< why a recall is missing, or empty
+};
+
 struct EngineShared;  // engine-wide resources (store, pool, threads); defined in engine.cpp
 
 class Collection {
@@ -181,6 +204,9 @@ class Collection {
 
   CollectionInfo info() const;
   MemoryUsage memory_usage() const;
+  /// Measure recall@k of the stored codes against float32 (see CompressionReport). sample in
+  /// [1, 10000], k in [1, 1000]. Runs exact scans over the whole collection: O(sample x points).
+  Result<CompressionReport> evaluate_compression(std::size_t sample, std::size_t k, std::uint64_t seed = 42) const;
 
   struct State;  ///< internal: the immutable calibration (PCA, codec, generation)
 

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json_fwd.hpp>
@@ -53,6 +54,10 @@ struct CollectionConfig {
   /// IVF1024,SQ8, BHNSW32, BIVF1024 (binary ones need b1 codes). Default "".
   std::string index;
   SearchDefaults search;
+  /// Name of the (single) dense vector as the REST API exposes it: nullopt (the default) = an
+  /// unnamed vector (plain arrays in JSON); a string, "" included, = a named vector ({"name": [...]}),
+  /// as Qdrant distinguishes them. At most 255 characters.
+  std::optional<std::string> vector_name;
 
   /// Checks every field; messages name the field ("pca.variance_fraction must be in (0, 1]").
   Status validate() const;
@@ -63,7 +68,7 @@ struct CollectionConfig {
 
 /// JSON form: {"dim":..,"metric":"cos|ip|l2","pca":{"components":..,"variance_fraction":..},
 /// "codec":{"kind":"i8","scale":"vector","fp8_center":true,"int8_clip_percent":0},
-/// "keep_originals":true,"calibration_sample":10000,"index":"","search":{...}}.
+/// "keep_originals":true,"calibration_sample":10000,"index":"","search":{...},"vector_name":null}.
 /// Missing keys take the defaults; unknown keys and wrong types are InvalidArgument naming the key.
 Result<CollectionConfig> config_from_json(const nlohmann::json& j);
 nlohmann::json config_to_json(const CollectionConfig& config);
