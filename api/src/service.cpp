@@ -227,9 +227,6 @@ Response Service::handle(const Request& req) {
       if (route->access == Access::kWrite && granted != Access::kWrite) {
         return error_response(403, "Forbidden: the read-only API key cannot " + route->name, seconds_since(t0));
       }
-      if (route->access == Access::kWrite && shutting_down_) {
-        return error_response(503, "Service unavailable: the server is shutting down", seconds_since(t0));
-      }
 
       Call call{req, std::move(params), json::object()};
       const bool blank = req.body.find_first_not_of(" \t\r\n") == std::string::npos;

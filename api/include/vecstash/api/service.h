@@ -71,7 +71,8 @@ class Service {
   static bool is_probe(const Request& request) noexcept;
   /// The error envelope for a request refused before it ran (body too large, overload, timeout).
   Response refuse(int status, std::string_view reason, const std::string& message);
-  /// Mark the service as shutting down (readyz fails, new writes are refused with 503).
+  /// Mark the service as shutting down: /readyz answers 503. Requests already accepted still run (the
+  /// transport stops accepting new ones).
   void begin_shutdown() noexcept { shutting_down_ = true; }
 
   Metrics& metrics() noexcept { return metrics_; }

@@ -1,0 +1,576 @@
+// The REST service without a socket: routing, envelopes, Qdrant shapes, validation (bad input changes
+// nothing), auth, limits, metrics, the compression report, and the server settings.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <numeric>
+#include <set>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "testing/random_data.h"
+#include "testing/temp_dir.h"
+#include "vecstash/api/server_config.h"
+#include "vecstash/api/service.h"
+#include "vecstash/engine/engine.h"
+
+namespace vecstash::api {
+namespace {
+
+using json = nlohmann::json;
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override { open({}); }
+
+  void open(ServiceOptions so) {
+    service_.reset();
+    engine_.reset();
+    engine::EngineOptions eo;
+    eo.threads = 1;
+    eo.pool_threads = 1;
+    eo.use_gpu = false;
+    eo.sync_writes = false;
+    auto e = engine::Engine::open(dir_.path() / "db", eo);
+    ASSERT_TRUE(e.is_ok()) << e.status().to_string();
+    engine_ = std::move(e).value();
+    so.sync_writes = false;
+    service_ = std::make_unique<Service>(*engine_, so);
+  }
+
+  Response call(Method m, const std::string& target, const json& body = nullptr,
+                std::vector<std::pair<std::string, std::string>> headers = {}) {
+    return service_->handle(Request::make(m, target, body.is_null() ? std::string() : body.dump(), std::move(headers)));
+  }
+  /// The `result` of a successful call (fails the test otherwise).
+  json ok(Method m, const std::string& target, const json& body = nullptr) {
+    const Response r = call(m, target, body);
+    EXPECT_EQ(r.status, 200) << to_string(m) << " " << target << ": " << r.body;
+    const json j = json::parse(r.body);
+    EXPECT_EQ(j.value("status", json()), "ok") << r.body;
+    EXPECT_TRUE(j.contains("time") && j["time"].is_number());
+    return j["result"];
+  }
+  /// An error: checks the status and the envelope, returns the message.
+  std::string fails(int status, Method m, const std::string& target, const json& body = nullptr,
+                    std::vector<std::pair<std::string, std::string>> headers = {}) {
+    const Response r = call(m, target, body, std::move(headers));
+    EXPECT_EQ(r.status, status) << to_string(m) << " " << target << ": " << r.body;
+    const json j = json::parse(r.body, nullptr, false);
+    EXPECT_TRUE(j.is_object() && j["status"].is_object() && j["status"]["error"].is_string()) << r.body;
+    EXPECT_TRUE(j.contains("time"));
+    return j.is_object() && j["status"].is_object() ? j["status"].value("error", "") : "";
+  }
+
+  void create(const std::string& name, std::size_t dim, const std::string& distance = "Cosine", json extra = {}) {
+    json body = {{"vectors", {{"size", dim}, {"distance", distance}}}};
+    if (extra.is_object()) body.update(extra);
+    EXPECT_EQ(ok(Method::kPut, "/collections/" + name, body), true);
+  }
+
+  json points_json(const testing::Matrix& m, std::size_t first_id = 0) {
+    json pts = json::array();
+    for (std::size_t i = 0; i < m.rows; ++i) {
+      pts.push_back({{"id", first_id + i},
+                     {"vector", std::vector<float>(m.row(i), m.row(i) + m.cols)},
+                     {"payload", {{"group", static_cast<int>(i % 3)}, {"metadata", {{"source", i % 2 ? "odd" : "even"}}}}}});
+    }
+    return pts;
+  }
+
+  std::size_t count(const std::string& name, const json& filter = nullptr) {
+    json body = json::object();
+    if (!filter.is_null()) body["filter"] = filter;
+    return ok(Method::kPost, "/collections/" + name + "/points/count", body)["count"].get<std::size_t>();
+  }
+
+  testing::TempDir dir_{"vecstash-api"};
+  std::unique_ptr<engine::Engine> engine_;
+  std::unique_ptr<Service> service_;
+};
+
+TEST_F(ServiceTest, VersionProbesAndEnvelope) {
+  const Response root = call(Method::kGet, "/");
+  ASSERT_EQ(root.status, 200);
+  const json v = json::parse(root.body);
+  EXPECT_EQ(v["version"], std::string(kQdrantCompatVersion));
+  EXPECT_FALSE(v.contains("result"));  // no envelope on GET /
+  EXPECT_TRUE(v.contains("vecstash_version"));
+  for (const char* p : {"/healthz", "/livez", "/readyz"}) {
+    const Response r = call(Method::kGet, p);
+    EXPECT_EQ(r.status, 200) << p;
+    EXPECT_EQ(r.content_type.rfind("text/plain", 0), 0u);
+  }
+  EXPECT_EQ(ok(Method::kGet, "/collections")["collections"], json::array());
+  fails(404, Method::kGet, "/nothing/here");
+  const Response r = call(Method::kPatch, "/collections");
+  EXPECT_EQ(r.status, 405);
+  ASSERT_FALSE(r.headers.empty());
+  EXPECT_EQ(r.headers[0].first, "Allow");
+  service_->begin_shutdown();
+  EXPECT_EQ(call(Method::kGet, "/readyz").status, 503);
+}
+
+TEST_F(ServiceTest, CollectionInfoHasWhatTheClientsRequire) {
+  create("plain", 8, "Dot", {{"vecstash", {{"codec", {{"kind", "e4m3"}}}, {"calibration_sample", 50}}}});
+  EXPECT_EQ(ok(Method::kPut, "/collections/named", json{{"vectors", {{"", {{"size", 8}, {"distance", "Euclid"}}}}},
+                                                           {"sparse_vectors", json::object()}}),
+            true);
+  const json info = ok(Method::kGet, "/collections/plain");
+  for (const char* k : {"status", "optimizer_status", "segments_count", "payload_schema", "points_count"}) {
+    EXPECT_TRUE(info.contains(k)) << k;
+  }
+  EXPECT_EQ(info["status"], "green");
+  const json& cfg = info["config"];
+  EXPECT_EQ(cfg["params"]["vectors"], (json{{"size", 8}, {"distance", "Dot"}}));
+  for (const char* k : {"m", "ef_construct", "full_scan_threshold"}) EXPECT_TRUE(cfg["hnsw_config"].contains(k)) << k;
+  for (const char* k : {"default_segment_number", "flush_interval_sec"}) {
+    EXPECT_TRUE(cfg["optimizer_config"].contains(k)) << k;
+  }
+  EXPECT_EQ(cfg["vecstash"]["codec"]["kind"], "e4m3");
+  EXPECT_EQ(cfg["vecstash"]["calibration_sample"], 50);
+  EXPECT_TRUE(cfg["quantization_config"].is_null());  // float8 has no Qdrant equivalent
+  EXPECT_FALSE(cfg["params"]["vectors"].contains("vecstash"));
+
+  const json named = ok(Method::kGet, "/collections/named");
+  EXPECT_EQ(named["config"]["params"]["vectors"], (json{{"", {{"size", 8}, {"distance", "Euclid"}}}}));
+  EXPECT_EQ(ok(Method::kGet, "/collections/named/exists")["exists"], true);
+  EXPECT_EQ(ok(Method::kGet, "/collections/absent/exists")["exists"], false);
+  const json list = ok(Method::kGet, "/collections")["collections"];
+  EXPECT_EQ(list.size(), 2u);
+
+  // Qdrant's own quantization settings map to our codecs; hnsw_config.m to an HNSW index.
+  create("sq", 16, "Cosine", {{"quantization_config", {{"scalar", {{"type", "int8"}, {"quantile", 0.99}}}}}});
+  const json sq = ok(Method::kGet, "/collections/sq")["config"];
+  EXPECT_EQ(sq["vecstash"]["codec"]["kind"], "i8");
+  EXPECT_NEAR(sq["vecstash"]["codec"]["int8_clip_percent"].get<double>(), 0.5, 1e-9);
+  EXPECT_NEAR(sq["quantization_config"]["scalar"]["quantile"].get<double>(), 0.99, 1e-9);
+  create("bq", 64, "Cosine", {{"quantization_config", {{"binary", {{"always_ram", true}}}}}, {"hnsw_config", {{"m", 16}}}});
+  const json bq = ok(Method::kGet, "/collections/bq")["config"];
+  EXPECT_EQ(bq["vecstash"]["codec"]["kind"], "b1");
+  EXPECT_EQ(bq["vecstash"]["index"], "BHNSW16");
+  EXPECT_EQ(bq["hnsw_config"]["m"], 16);
+  EXPECT_TRUE(bq["quantization_config"].contains("binary"));
+
+  EXPECT_EQ(ok(Method::kDelete, "/collections/sq"), true);
+  EXPECT_EQ(ok(Method::kDelete, "/collections/sq"), false);
+  fails(404, Method::kGet, "/collections/sq");
+}
+
+TEST_F(ServiceTest, BadCollectionRequestsAreRejected) {
+  auto put = [&](const json& body) { return fails(400, Method::kPut, "/collections/bad", body); };
+  EXPECT_NE(put(json{{"vectors", {{"size", 4}, {"distance", "Manhattan"}}}}).find("Manhattan"), std::string::npos);
+  put(json{{"vectors", {{"size", 0}, {"distance", "Dot"}}}});
+  put(json{{"vectors", {{"size", 70000}, {"distance", "Dot"}}}});
+  put(json{{"vectors", {{"size", 4}}}});
+  put(json{{"vectors", {{"a", {{"size", 4}, {"distance", "Dot"}}}, {"b", {{"size", 4}, {"distance", "Dot"}}}}}});
+  put(json{{"vectors", {{"size", 4}, {"distance", "Dot"}}}, {"sparse_vectors", {{"s", json::object()}}}});
+  put(json{{"vectors", {{"size", 4}, {"distance", "Dot"}}}, {"bogus", 1}});
+  put(json{{"vectors", {{"size", 4}, {"distance", "Dot"}}}, {"vecstash", {{"codec", {{"kind", "i9"}}}}}});
+  put(json{{"vectors", {{"size", 4}, {"distance", "Dot"}}}, {"vecstash", {{"dim", 8}}}});
+  put(json{{"vectors", {{"size", 4}, {"distance", "Dot"}}}, {"quantization_config", {{"product", json::object()}}}});
+  put(json{{"vectors", {{"size", 4}, {"distance", "Dot"}}},
+           {"quantization_config", {{"binary", json::object()}}},
+           {"vecstash", {{"codec", {{"kind", "i8"}}}}}});
+  fails(400, Method::kPut, "/collections/bad%20name", json{{"vectors", {{"size", 4}, {"distance", "Dot"}}}});
+  fails(404, Method::kPut, "/collections/bad%2Fname", json{{"vectors", {{"size", 4}, {"distance", "Dot"}}}});
+  EXPECT_EQ(ok(Method::kGet, "/collections")["collections"].size(), 0u);  // nothing was created
+  create("dup", 4);
+  fails(409, Method::kPut, "/collections/dup", json{{"vectors", {{"size", 4}, {"distance", "Dot"}}}});
+}
+
+TEST_F(ServiceTest, QueriesMatchBruteForce) {
+  const std::size_t n = 300, d = 16, k = 10;
+  testing::Matrix data = testing::gaussian(n, d, 7);
+  create("c", d);
+  // Half as a list of points, half as a batch.
+  json first = points_json(data);
+  json pts = json::array(), ids = json::array(), vecs = json::array(), pays = json::array();
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i < n / 2) {
+      pts.push_back(first[i]);
+    } else {
+      ids.push_back(first[i]["id"]);
+      vecs.push_back(first[i]["vector"]);
+      pays.push_back(first[i]["payload"]);
+    }
+  }
+  const json up = ok(Method::kPut, "/collections/c/points?wait=true", json{{"points", pts}});
+  EXPECT_EQ(up["status"], "completed");
+  EXPECT_TRUE(up["operation_id"].is_number_integer());
+  EXPECT_EQ(ok(Method::kPut, "/collections/c/points?wait=false",
+               json{{"batch", {{"ids", ids}, {"vectors", vecs}, {"payloads", pays}}}})["status"],
+            "acknowledged");
+  EXPECT_EQ(count("c"), n);
+
+  testing::Matrix unit = data;
+  testing::normalize_rows(unit);
+  const testing::Matrix queries = testing::gaussian(5, d, 99);
+  for (std::size_t qi = 0; qi < queries.rows; ++qi) {
+    std::vector<float> q(queries.row(qi), queries.row(qi) + d);
+    double qn = 0;
+    for (float x : q) qn += double(x) * x;
+    std::vector<std::pair<double, std::size_t>> exact;
+    for (std::size_t i = 0; i < n; ++i) {
+      double s = 0;
+      for (std::size_t j = 0; j < d; ++j) s += double(unit.row(i)[j]) * q[j];
+      exact.emplace_back(-s / std::sqrt(qn), i);
+    }
+    std::sort(exact.begin(), exact.end());
+
+    const json res = ok(Method::kPost, "/collections/c/points/query",
+                        json{{"query", q}, {"limit", k}, {"with_payload", true}})["points"];
+    ASSERT_EQ(res.size(), k);
+    for (std::size_t r = 0; r < k; ++r) {
+      EXPECT_EQ(res[r]["id"], exact[r].second) << "query " << qi << " rank " << r;
+      EXPECT_NEAR(res[r]["score"].get<double>(), -exact[r].first, 1e-4);
+      EXPECT_EQ(res[r]["version"], 0);
+      EXPECT_EQ(res[r]["payload"]["group"], static_cast<int>(exact[r].second % 3));
+    }
+    // The legacy search and {"nearest": ...} give the same answer; offset pages through it.
+    const json legacy = ok(Method::kPost, "/collections/c/points/search", json{{"vector", q}, {"limit", k}});
+    ASSERT_EQ(legacy.size(), k);
+    EXPECT_EQ(legacy[0]["id"], res[0]["id"]);
+    EXPECT_TRUE(legacy[0]["payload"].is_null());
+    const json nearest = ok(Method::kPost, "/collections/c/points/query",
+                            json{{"query", {{"nearest", q}}}, {"limit", 3}, {"offset", 2}})["points"];
+    ASSERT_EQ(nearest.size(), 3u);
+    EXPECT_EQ(nearest[0]["id"], res[2]["id"]);
+    // A threshold cuts the list at that similarity.
+    const double th = res[4]["score"].get<double>();
+    const json cut = ok(Method::kPost, "/collections/c/points/query",
+                        json{{"query", q}, {"limit", k}, {"score_threshold", th}})["points"];
+    EXPECT_EQ(cut.size(), 5u);
+  }
+
+  // Filtered: only matches, k of them, in exact order among the matches.
+  const json filter = {{"must", {{{"key", "metadata.source"}, {"match", {{"value", "odd"}}}}}},
+                       {"must_not", {{{"key", "group"}, {"match", {{"value", 0}}}}}}};
+  std::vector<float> q0(queries.row(0), queries.row(0) + d);
+  const json fres = ok(Method::kPost, "/collections/c/points/query",
+                       json{{"query", q0}, {"limit", k}, {"filter", filter}, {"with_payload", true}})["points"];
+  ASSERT_EQ(fres.size(), k);
+  for (const json& p : fres) {
+    EXPECT_EQ(p["payload"]["metadata"]["source"], "odd");
+    EXPECT_NE(p["payload"]["group"], 0);
+  }
+  EXPECT_EQ(count("c", filter), static_cast<std::size_t>(std::count_if(
+                                    first.begin(), first.end(), [](const json& p) {
+                                      return p["payload"]["metadata"]["source"] == "odd" && p["payload"]["group"] != 0;
+                                    })));
+
+  // Batches: one answer per query, in order.
+  const json batch = ok(Method::kPost, "/collections/c/points/query/batch",
+                        json{{"searches", {{{"query", q0}, {"limit", 2}}, {{"query", q0}, {"limit", 1}, {"filter", filter}}}}});
+  ASSERT_EQ(batch.size(), 2u);
+  EXPECT_EQ(batch[0]["points"].size(), 2u);
+  EXPECT_EQ(batch[1]["points"][0]["id"], fres[0]["id"]);
+  const json sbatch = ok(Method::kPost, "/collections/c/points/search/batch",
+                         json{{"searches", {{{"vector", q0}, {"limit", 2}}}}});
+  ASSERT_EQ(sbatch.size(), 1u);
+  EXPECT_EQ(sbatch[0].size(), 2u);
+
+  // Query by point id: that point's neighbours, itself excluded.
+  const json by_id = ok(Method::kPost, "/collections/c/points/query", json{{"query", 5}, {"limit", 3}})["points"];
+  ASSERT_EQ(by_id.size(), 3u);
+  for (const json& p : by_id) EXPECT_NE(p["id"], 5);
+  // No query: points in id order.
+  const json in_order = ok(Method::kPost, "/collections/c/points/query", json{{"limit", 4}, {"offset", 1}})["points"];
+  ASSERT_EQ(in_order.size(), 4u);
+  EXPECT_EQ(in_order[0]["id"], 1);
+}
+
+TEST_F(ServiceTest, PointsRetrieveScrollDeleteAndPayload) {
+  const std::size_t n = 57, d = 5;
+  create("p", d, "Euclid", {{"vectors", {{"vec", {{"size", d}, {"distance", "Euclid"}}}}}});
+  testing::Matrix data = testing::gaussian(n, d, 3);
+  json pts = points_json(data, 1);
+  for (json& p : pts) p["vector"] = json{{"vec", p["vector"]}};
+  // A UUID without dashes (LangChain's uuid4().hex) is answered hyphenated.
+  pts.push_back({{"id", "5c56c79369f34fbf87e6c4bf54c28c26"}, {"vector", {{"vec", std::vector<float>(d, 0.5f)}}}});
+  ok(Method::kPut, "/collections/p/points", json{{"points", pts}});
+  EXPECT_EQ(count("p"), n + 1);
+
+  const json got = ok(Method::kPost, "/collections/p/points",
+                      json{{"ids", {3, "5c56c793-69f3-4fbf-87e6-c4bf54c28c26", 999}}, {"with_vector", true}});
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0]["id"], 3);
+  EXPECT_EQ(got[0]["payload"]["group"], 2 % 3);
+  ASSERT_TRUE(got[0]["vector"].contains("vec"));
+  EXPECT_NEAR(got[0]["vector"]["vec"][0].get<double>(), data.row(2)[0], 1e-6);
+  EXPECT_EQ(got[1]["id"], "5c56c793-69f3-4fbf-87e6-c4bf54c28c26");
+  const json one = ok(Method::kGet, "/collections/p/points/5c56c793-69f3-4fbf-87e6-c4bf54c28c26");
+  EXPECT_EQ(one["vector"]["vec"].size(), d);
+  fails(404, Method::kGet, "/collections/p/points/4242");
+  fails(400, Method::kGet, "/collections/p/points/not-an-id");
+
+  // Scroll: every id once, in order, then no next page.
+  std::set<std::string> seen;
+  json offset = nullptr;
+  std::size_t pages = 0;
+  do {
+    json body = {{"limit", 10}, {"with_payload", json::array({"group"})}};
+    if (!offset.is_null()) body["offset"] = offset;
+    const json page = ok(Method::kPost, "/collections/p/points/scroll", body);
+    for (const json& p : page["points"]) {
+      EXPECT_TRUE(seen.insert(p["id"].dump()).second) << p["id"];
+      if (p["payload"].contains("metadata")) ADD_FAILURE() << "payload selection ignored";
+    }
+    offset = page["next_page_offset"];
+    ++pages;
+  } while (!offset.is_null() && pages < 20);
+  EXPECT_EQ(seen.size(), n + 1);
+  EXPECT_EQ(pages, 6u);
+
+  // Payload updates: merge, then overwrite; by id and by filter.
+  ok(Method::kPost, "/collections/p/points/payload", json{{"payload", {{"tag", "x"}}}, {"points", {1, 2}}});
+  EXPECT_EQ(count("p", json{{"must", {{{"key", "tag"}, {"match", {{"value", "x"}}}}}}}), 2u);
+  ok(Method::kPut, "/collections/p/points/payload",
+     json{{"payload", {{"only", true}}}, {"filter", {{"must", {{{"key", "tag"}, {"match", {{"value", "x"}}}}}}}}});
+  const json over = ok(Method::kPost, "/collections/p/points", json{{"ids", {1}}});
+  EXPECT_EQ(over[0]["payload"], (json{{"only", true}}));
+
+  // Deletes: by ids (absent ones ignored), then by filter.
+  ok(Method::kPost, "/collections/p/points/delete?wait=true", json{{"points", {1, 2, 3, 12345}}});
+  EXPECT_EQ(count("p"), n + 1 - 3);
+  const json even = {{"must", {{{"key", "metadata.source"}, {"match", {{"value", "even"}}}}}}};
+  const std::size_t evens = count("p", even);
+  EXPECT_GT(evens, 0u);
+  ok(Method::kPost, "/collections/p/points/delete", json{{"filter", even}});
+  EXPECT_EQ(count("p", even), 0u);
+  EXPECT_EQ(count("p"), n + 1 - 3 - evens);
+  fails(400, Method::kPost, "/collections/p/points/delete", json{{"points", {1}}, {"filter", even}});
+  fails(400, Method::kPost, "/collections/p/points/delete", json::object());
+}
+
+TEST_F(ServiceTest, BadInputChangesNothing) {
+  ServiceOptions so;
+  so.limits.max_points_per_write = 20;
+  so.limits.max_batch_queries = 2;
+  so.limits.max_limit = 50;
+  open(so);
+  create("v", 4, "Dot");
+  ok(Method::kPut, "/collections/v/points", json{{"points", {{{"id", 1}, {"vector", {1, 2, 3, 4}}}}}});
+  const json before = ok(Method::kPost, "/collections/v/points/scroll", json{{"with_vector", true}});
+  auto upsert_fails = [&](const json& body) { return fails(400, Method::kPut, "/collections/v/points", body); };
+  // One bad point in a batch: nothing is written.
+  EXPECT_NE(upsert_fails(json{{"points", {{{"id", 2}, {"vector", {1, 2, 3, 4}}}, {{"id", 3}, {"vector", {1, 2, 3}}}}}})
+                .find("expected dim: 4, got 3"),
+            std::string::npos);
+  upsert_fails(json{{"points", {{{"id", 2}, {"vector", {1, 2, 3, 1e39}}}}}});
+  upsert_fails(json{{"points", {{{"id", 2}, {"vector", {1, 2, "x", 4}}}}}});
+  upsert_fails(json{{"points", {{{"id", -2}, {"vector", {1, 2, 3, 4}}}}}});
+  upsert_fails(json{{"points", {{{"id", "not-a-uuid"}, {"vector", {1, 2, 3, 4}}}}}});
+  upsert_fails(json{{"points", {{{"id", 2}, {"vector", {1, 2, 3, 4}}, {"payload", {1, 2}}}}}});
+  upsert_fails(json{{"points", {{{"id", 2}, {"vector", {{"other", {1, 2, 3, 4}}}}}}}});
+  upsert_fails(json{{"points", {{{"id", 2}, {"vector", {{"indices", {1}}, {"values", {1.0}}}}}}}});
+  upsert_fails(json{{"points", {{{"id", 2}}}}});
+  upsert_fails(json{{"batch", {{"ids", {2, 3}}, {"vectors", {{1, 2, 3, 4}}}}}});
+  json many = json::array();
+  for (int i = 0; i < 21; ++i) many.push_back({{"id", 100 + i}, {"vector", {1, 2, 3, 4}}});
+  EXPECT_NE(upsert_fails(json{{"points", many}}).find("at most 20"), std::string::npos);
+  // Malformed JSON and wrong body types.
+  {
+    const Response r = service_->handle(Request::make(Method::kPut, "/collections/v/points", "{\"points\": [", {}));
+    EXPECT_EQ(r.status, 400);
+    EXPECT_NE(r.body.find("Json deserialize error"), std::string::npos);
+    EXPECT_EQ(service_->handle(Request::make(Method::kPut, "/collections/v/points", "[1,2]", {})).status, 400);
+    EXPECT_EQ(service_->handle(Request::make(Method::kPut, "/collections/v/points", "{\"points\":[{\"id\":1,\"vector\":[NaN,1,1,1]}]}", {})).status, 400);
+  }
+  fails(404, Method::kPut, "/collections/none/points", json{{"points", {{{"id", 2}, {"vector", {1, 2, 3, 4}}}}}});
+  EXPECT_EQ(ok(Method::kPost, "/collections/v/points/scroll", json{{"with_vector", true}}), before);
+  EXPECT_EQ(count("v"), 1u);
+
+  // Queries: limits, types, dimensions.
+  auto query_fails = [&](const json& body) { return fails(400, Method::kPost, "/collections/v/points/query", body); };
+  query_fails(json{{"query", {1, 2, 3}}});
+  query_fails(json{{"query", {1, 2, 3, 4}}, {"limit", 0}});
+  query_fails(json{{"query", {1, 2, 3, 4}}, {"limit", 51}});
+  query_fails(json{{"query", {1, 2, 3, 4}}, {"limit", "ten"}});
+  query_fails(json{{"query", {1, 2, 3, 4}}, {"using", "other"}});
+  query_fails(json{{"query", {1, 2, 3, 4}}, {"filter", {{"must", {{{"key", "a"}, {"match", {{"nonsense", 1}}}}}}}}});
+  query_fails(json{{"query", {{"nearest", {1, 2, 3, 4}}, {"mmr", {{"diversity", 0.5}}}}}});
+  query_fails(json{{"query", {1, 2, 3, 4}}, {"prefetch", {{{"query", {1, 2, 3, 4}}}}}});
+  query_fails(json{{"query", {1, 2, 3, 4}}, {"params", {{"quantization", {{"oversampling", 0.5}}}}}});
+  query_fails(json{{"query", {1, 2, 3, 4}}, {"unknown_field", 1}});
+  fails(404, Method::kPost, "/collections/v/points/query", json{{"query", 777}});
+  fails(400, Method::kPost, "/collections/v/points/query/batch",
+        json{{"searches", {{{"query", {1, 2, 3, 4}}}, {{"query", {1, 2, 3, 4}}}, {{"query", {1, 2, 3, 4}}}}}});
+  fails(400, Method::kPost, "/collections/v/points/search", json{{"vector", {1, 2, 3, 4}}});  // limit is required
+  fails(400, Method::kPost, "/collections/v/points/scroll", json{{"limit", 0}});
+  fails(400, Method::kPost, "/collections/v/points/scroll", json{{"order_by", "x"}});
+}
+
+TEST_F(ServiceTest, ApiKeys) {
+  ServiceOptions so;
+  so.api_key = "full-secret";
+  so.read_only_api_key = "read-secret";
+  open(so);
+  const std::vector<std::pair<std::string, std::string>> full = {{"api-key", "full-secret"}};
+  const std::vector<std::pair<std::string, std::string>> bearer = {{"Authorization", "Bearer full-secret"}};
+  const std::vector<std::pair<std::string, std::string>> read = {{"API-Key", "read-secret"}};
+  const json create_body = {{"vectors", {{"size", 2}, {"distance", "Dot"}}}};
+  fails(401, Method::kGet, "/collections");
+  fails(401, Method::kGet, "/");
+  fails(401, Method::kGet, "/collections", nullptr, {{"api-key", "wrong"}});
+  fails(401, Method::kGet, "/collections", nullptr, {{"api-key", "full-secre"}});
+  fails(401, Method::kGet, "/collections", nullptr, {{"Authorization", "Basic full-secret"}});
+  EXPECT_EQ(call(Method::kGet, "/healthz").status, 200);  // probes need no key
+  EXPECT_EQ(call(Method::kPut, "/collections/k", create_body, full).status, 200);
+  EXPECT_EQ(call(Method::kPut, "/collections/k/points", json{{"points", {{{"id", 1}, {"vector", {1, 0}}}}}}, bearer).status,
+            200);
+  // The read-only key reads and searches, and cannot write.
+  EXPECT_EQ(call(Method::kPost, "/collections/k/points/query", json{{"query", {1, 0}}}, read).status, 200);
+  EXPECT_EQ(call(Method::kPost, "/collections/k/points/count", json::object(), read).status, 200);
+  EXPECT_EQ(call(Method::kGet, "/collections/k", nullptr, read).status, 200);
+  EXPECT_EQ(call(Method::kGet, "/metrics", nullptr, read).status, 200);
+  fails(403, Method::kPut, "/collections/k/points", json{{"points", {{{"id", 2}, {"vector", {1, 0}}}}}}, read);
+  fails(403, Method::kDelete, "/collections/k", nullptr, read);
+  fails(403, Method::kPost, "/collections/k/points/delete", json{{"points", {1}}}, read);
+  const Response cr = call(Method::kPost, "/collections/k/points/count", json::object(), read);
+  EXPECT_EQ(json::parse(cr.body)["result"]["count"], 1);
+}
+
+TEST(ConstantTimeEqual, ComparesWholeStrings) {
+  EXPECT_TRUE(constant_time_equal("", ""));
+  EXPECT_TRUE(constant_time_equal("abc", "abc"));
+  EXPECT_FALSE(constant_time_equal("abc", "abd"));
+  EXPECT_FALSE(constant_time_equal("abc", "ab"));
+  EXPECT_FALSE(constant_time_equal("ab", "abc"));
+  EXPECT_FALSE(constant_time_equal("", "a"));
+  EXPECT_FALSE(constant_time_equal(std::string("a\0b", 3), std::string("a\0c", 3)));
+}
+
+TEST(HttpStatus, OneMapping) {
+  EXPECT_EQ(http_status(StatusCode::kInvalidArgument), 400);
+  EXPECT_EQ(http_status(StatusCode::kNotFound), 404);
+  EXPECT_EQ(http_status(StatusCode::kAlreadyExists), 409);
+  EXPECT_EQ(http_status(StatusCode::kResourceExhausted), 429);
+  EXPECT_EQ(http_status(StatusCode::kUnavailable), 503);
+  EXPECT_EQ(http_status(StatusCode::kCorruption), 500);
+}
+
+TEST(RequestParsing, PathAndQueryAreDecoded) {
+  const Request r = Request::make(Method::kGet, "/collections/a%20b/points?wait=true&x=1%2B1&y=a+b&flag", "",
+                                  {{"Content-Type", "application/json"}});
+  EXPECT_EQ(r.path, "/collections/a b/points");
+  ASSERT_NE(r.param("wait"), nullptr);
+  EXPECT_EQ(*r.param("wait"), "true");
+  EXPECT_EQ(*r.param("x"), "1+1");
+  EXPECT_EQ(*r.param("y"), "a b");
+  EXPECT_EQ(*r.param("flag"), "");
+  ASSERT_NE(r.header("content-type"), nullptr);
+  std::string out;
+  EXPECT_FALSE(percent_decode("%4", false, &out));
+  EXPECT_FALSE(percent_decode("%zz", false, &out));
+}
+
+TEST_F(ServiceTest, MetricsCountRequestsAndPoints) {
+  create("m", 3, "Dot");
+  ok(Method::kPut, "/collections/m/points", json{{"points", {{{"id", 1}, {"vector", {1, 0, 0}}}, {{"id", 2}, {"vector", {0, 1, 0}}}}}});
+  ok(Method::kPost, "/collections/m/points/query", json{{"query", {1, 0, 0}}});
+  fails(400, Method::kPost, "/collections/m/points/query", json{{"query", {1, 0}}});
+  const Response r = call(Method::kGet, "/metrics");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.content_type.rfind("text/plain; version=0.0.4", 0), 0u);
+  const std::string& t = r.body;
+  EXPECT_NE(t.find("vecstash_http_requests_total{route=\"POST /collections/{collection_name}/points/query\",status=\"200\"} 1"),
+            std::string::npos)
+      << t;
+  EXPECT_NE(t.find("route=\"POST /collections/{collection_name}/points/query\",status=\"400\"} 1"), std::string::npos);
+  EXPECT_NE(t.find("vecstash_points_upserted_total{collection=\"m\"} 2"), std::string::npos);
+  EXPECT_NE(t.find("vecstash_search_queries_total{collection=\"m\"} 1"), std::string::npos);
+  EXPECT_NE(t.find("vecstash_collection_points{collection=\"m\"} 2"), std::string::npos);
+  EXPECT_NE(t.find("vecstash_http_request_duration_seconds_bucket{route=\"PUT /collections/{collection_name}/points\",le=\"+Inf\"} 1"),
+            std::string::npos);
+  EXPECT_EQ(prometheus_escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+}
+
+TEST_F(ServiceTest, CompressionReportAndCalibration) {
+  const std::size_t n = 600, d = 32;
+  create("r", d, "Cosine", {{"vecstash", {{"calibration_sample", 1000}}}});
+  const testing::Matrix data = testing::anisotropic(n, d, 11);
+  ok(Method::kPut, "/collections/r/points", json{{"points", points_json(data)}});
+  json rep = ok(Method::kGet, "/collections/r/compression");
+  EXPECT_TRUE(rep["recall_at_k"].is_null());
+  EXPECT_NE(rep["note"].get<std::string>().find("not calibrated"), std::string::npos);
+  const json cal = ok(Method::kPost, "/collections/r/calibration");
+  EXPECT_EQ(cal["calibrated"], true);
+  EXPECT_EQ(cal["code_bytes"], d);  // one byte per dimension
+  fails(409, Method::kPost, "/collections/r/calibration");
+  rep = ok(Method::kGet, "/collections/r/compression?sample=100&k=10");
+  EXPECT_EQ(rep["sample"], 100);
+  EXPECT_EQ(rep["points"], n);
+  EXPECT_GT(rep["compression_ratio"].get<double>(), 2.5);
+  EXPECT_GE(rep["recall_at_k"].get<double>(), 0.8);
+  EXPECT_GE(rep["recall_at_k_rescored"].get<double>(), 0.99);
+  EXPECT_GE(rep["recall_at_k_rescored"].get<double>(), rep["recall_at_k"].get<double>());
+  fails(400, Method::kGet, "/collections/r/compression?sample=0");
+  fails(400, Method::kGet, "/collections/r/compression?k=abc");
+  // Recalibration runs in the background; its progress is readable.
+  const json started = ok(Method::kPost, "/collections/r/recalibration");
+  EXPECT_TRUE(started["state"] == "running" || started["state"] == "done") << started;
+  engine_->collection("r").value()->wait_for_recalibration();
+  EXPECT_EQ(ok(Method::kGet, "/collections/r/recalibration")["state"], "done");
+  EXPECT_EQ(ok(Method::kGet, "/collections/r")["config"]["vecstash"]["state"]["generation"], 2);
+  EXPECT_EQ(ok(Method::kPost, "/collections/r/compaction")["reclaimed_rows"], 0);
+}
+
+TEST(ServerConfig, FileEnvironmentAndValidation) {
+  testing::TempDir dir("vecstash-config");
+  std::filesystem::create_directories(dir.path());
+  const std::string file = (dir.path() / "c.json").string();
+  {
+    std::ofstream out(file);
+    out << R"({"port": 7000, "data_dir": "/tmp/x", "max_limit": 100, "sync_writes": false, "api_key": "k1"})";
+  }
+  ServerConfig c;
+  ASSERT_TRUE(apply_config_file(file, &c).is_ok());
+  EXPECT_EQ(c.port, 7000);
+  EXPECT_EQ(c.data_dir, "/tmp/x");
+  EXPECT_EQ(c.limits.max_limit, 100u);
+  EXPECT_FALSE(c.sync_writes);
+  std::map<std::string, std::string> env = {{"VECSTASH_PORT", "7001"}, {"VECSTASH_SYNC_WRITES", "yes"},
+                                            {"VECSTASH_READ_ONLY_API_KEY", "k2"}};
+  auto getenv = [&env](const char* name) -> const char* {
+    const auto it = env.find(name);
+    return it == env.end() ? nullptr : it->second.c_str();
+  };
+  ASSERT_TRUE(apply_environment(&c, getenv).is_ok());
+  EXPECT_EQ(c.port, 7001);
+  EXPECT_TRUE(c.sync_writes);
+  EXPECT_EQ(c.read_only_api_key, "k2");
+  EXPECT_TRUE(validate(c).is_ok());
+  for (const std::string& line : describe(c)) EXPECT_EQ(line.find("k1"), std::string::npos) << "keys are masked";
+
+  env = {{"VECSTASH_PORT", "70000"}};
+  EXPECT_FALSE(apply_environment(&c, getenv).is_ok());
+  env = {{"VECSTASH_IO_THREADS", "two"}};
+  EXPECT_FALSE(apply_environment(&c, getenv).is_ok());
+  {
+    std::ofstream out(file);
+    out << R"({"prot": 1})";
+  }
+  EXPECT_FALSE(apply_config_file(file, &c).is_ok());
+  {
+    std::ofstream out(file);
+    out << R"({"port": "1"})";
+  }
+  EXPECT_FALSE(apply_config_file(file, &c).is_ok());
+  EXPECT_FALSE(apply_config_file((dir.path() / "missing.json").string(), &c).is_ok());
+  ServerConfig same;
+  same.api_key = same.read_only_api_key = "k";
+  EXPECT_FALSE(validate(same).is_ok());
+  same.read_only_api_key = "";
+  same.log_level = "loud";
+  EXPECT_FALSE(validate(same).is_ok());
+}
+
+}  // namespace
+}  // namespace vecstash::api
