@@ -11,6 +11,7 @@ PACKAGES=(
   libfaiss-dev librocksdb-dev libboost-dev libboost-program-options-dev nlohmann-json3-dev
   libopenblas-dev liblapacke-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev
+  wrk curl
   python3 python3-venv
 )
 

@@ -26,7 +26,7 @@ CLI::App* add_serve_command(CLI::App& app, ServeArgs& args) {
   cmd->add_option("--port-file", args.port_file, "Write the port listened on to this file once ready");
   cmd->add_option("--api-key", args.api_key, "Require this key (api-key header or Authorization: Bearer)");
   cmd->add_option("--read-only-api-key", args.read_only_api_key, "A second key that may only read");
-  cmd->add_option("--threads", args.threads, "Kernel threads per search (0 = all cores)")->check(CLI::Range(0, 1024));
+  cmd->add_option("--threads", args.threads, "Kernel threads per search call [1] (0 = all cores)")->check(CLI::Range(0, 1024));
   cmd->add_option("--io-threads", args.io_threads, "Socket threads [2]")->check(CLI::Range(1, 256));
   cmd->add_option("--log-level", args.log_level, "trace, debug, info, warn, error [info]");
   cmd->add_flag("--print-config", args.print_config, "Print the effective settings and exit");

@@ -19,7 +19,9 @@ struct ServerConfig {
   std::uint16_t port = 6333;                ///< [6333], Qdrant's REST port; 0 = any free port
   std::string data_dir = "vecstash-data";   ///< RocksDB directory [./vecstash-data]
   int io_threads = 2;                       ///< [2] threads reading and writing sockets
-  int threads = 0;                          ///< [0 = cores] kernel threads per search or encode call
+  /// [1] kernel threads per search or encode call (0 = all cores). Requests already run in parallel
+  /// on the pool, so one thread each serves many clients best; raise it for few, large queries.
+  int threads = 1;
   std::size_t pool_threads = 0;             ///< [0 = cores] workers running requests
   std::size_t pool_queue = 256;             ///< [256] requests waiting for a worker; more get 503
   std::size_t max_concurrent_requests = 512;  ///< [512] requests in flight; more get 429
