@@ -278,6 +278,9 @@ struct Query {
   std::optional<double> oversampling;
   std::optional<int> hnsw_ef;
   std::optional<int> ivf_nprobe;
+  // Maximal marginal relevance re-ranking of the first `mmr_candidates` hits (diversity in [0, 1]).
+  std::optional<double> mmr_diversity;
+  std::size_t mmr_candidates = 0;
 };
 
 Status read_search_params(const json& body, Query* q) {
@@ -384,7 +387,16 @@ Result<Query> parse_query(const json& body, const Collection& c, const ApiLimits
     if (query->is_object()) {
       if (query->contains("nearest")) {
         VECSTASH_RETURN_IF_ERROR(check_fields(*query, "query", {"nearest", "mmr"}));
-        if (field(*query, "mmr")) return bad("Wrong input: MMR queries (`mmr`) are not supported");
+        if (const json* mmr = field(*query, "mmr")) {
+          VECSTASH_RETURN_IF_ERROR(check_fields(*mmr, "query.mmr", {"diversity", "candidates_limit"}));
+          auto diversity = read_number(*mmr, "diversity");
+          if (!diversity) return diversity.status();
+          q.mmr_diversity = diversity.value().value_or(0.5);
+          if (*q.mmr_diversity < 0.0 || *q.mmr_diversity > 1.0) return bad("Wrong input: mmr.diversity must be in [0, 1]");
+          auto candidates = read_count(*mmr, "candidates_limit", 0);
+          if (!candidates) return candidates.status();
+          q.mmr_candidates = candidates.value();
+        }
         target = &query->at("nearest");
       } else if (!query->empty() && query->begin().key() != std::string(cfg.vector_name.value_or(""))) {
         return bad("Wrong input: query `" + query->begin().key() +
@@ -435,6 +447,51 @@ Result<Query> parse_search(const json& body, const Collection& c, const ApiLimit
   return q;
 }
 
+/// The engine's largest k (offset + limit of one search).
+constexpr std::size_t kernels_max_k() { return 4096; }
+
+/// Greedy maximal marginal relevance: repeatedly take the hit maximising
+/// (1 - diversity) * relevance - diversity * (largest similarity to a hit already taken), where
+/// relevance is the search score (a distance counts negatively) and similarities between hits use
+/// the collection's metric on their stored vectors.
+std::vector<engine::ScoredPoint> mmr_rerank(std::vector<engine::ScoredPoint> hits, double diversity, std::size_t want,
+                                            Metric metric) {
+  const std::size_t n = hits.size();
+  auto sim = [metric](const std::vector<float>& a, const std::vector<float>& b) {
+    double dot = 0, d2 = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      dot += double(a[i]) * b[i];
+      d2 += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+    }
+    return metric == Metric::kL2 ? -std::sqrt(d2) : dot;  // cosine rows are stored normalised
+  };
+  std::vector<double> closest(n, -std::numeric_limits<double>::infinity());
+  std::vector<bool> taken(n, false);
+  std::vector<engine::ScoredPoint> out;
+  while (out.size() < std::min(want, n)) {
+    std::size_t best = n;
+    double best_value = -std::numeric_limits<double>::infinity();
+    for (std::size_t i = 0; i < n; ++i) {
+      if (taken[i]) continue;
+      const double relevance = metric == Metric::kL2 ? -double(hits[i].score) : double(hits[i].score);
+      const double penalty = out.empty() ? 0.0 : closest[i];
+      const double value = (1.0 - diversity) * relevance - diversity * penalty;
+      if (best == n || value > best_value) {
+        best = i;
+        best_value = value;
+      }
+    }
+    taken[best] = true;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!taken[i] && hits[i].vector && hits[best].vector) {
+        closest[i] = std::max(closest[i], sim(*hits[i].vector, *hits[best].vector));
+      }
+    }
+    out.push_back(hits[best]);
+  }
+  return out;
+}
+
 Result<json> run_query(const Query& q, const Collection& c) {
   const CollectionConfig& cfg = c.config();
   json points = json::array();
@@ -458,6 +515,11 @@ Result<json> run_query(const Query& q, const Collection& c) {
   req.nq = 1;
   req.limit = q.limit + (q.exclude ? 1 : 0);
   req.offset = q.offset;
+  if (q.mmr_diversity) {
+    // MMR needs the candidates' vectors; offset and limit apply to the re-ranked list.
+    req.limit = std::min<std::size_t>(kernels_max_k(), std::max(q.mmr_candidates, q.offset + q.limit) + (q.exclude ? 1 : 0));
+    req.offset = 0;
+  }
   req.filter = filter;
   req.score_threshold = q.score_threshold;
   req.with_payload = q.payload.enabled;
@@ -467,8 +529,21 @@ Result<json> run_query(const Query& q, const Collection& c) {
   req.oversampling = q.oversampling;
   req.hnsw_ef = q.hnsw_ef;
   req.ivf_nprobe = q.ivf_nprobe;
+  if (q.mmr_diversity) req.with_vector = true;
   auto found = c.search(req);
   if (!found) return found.status();
+  if (q.mmr_diversity) {
+    std::vector<engine::ScoredPoint> hits;
+    for (auto& p : found->front()) {
+      if (!(q.exclude && p.id == *q.exclude)) hits.push_back(std::move(p));
+    }
+    hits = mmr_rerank(std::move(hits), *q.mmr_diversity, q.offset + q.limit, cfg.metric);
+    for (std::size_t i = q.offset; i < hits.size(); ++i) {
+      const auto& p = hits[i];
+      points.push_back(point_json(p.id, p.payload, p.vector, q.payload, q.with_vector, cfg, p.score));
+    }
+    return points;
+  }
   for (const auto& p : found->front()) {
     if (q.exclude && p.id == *q.exclude) continue;
     if (points.size() >= q.limit) break;

@@ -276,6 +276,30 @@ TEST_F(ServiceTest, QueriesMatchBruteForce) {
   ASSERT_EQ(sbatch.size(), 1u);
   EXPECT_EQ(sbatch[0].size(), 2u);
 
+  // MMR: diversity 0 is the plain ranking; with diversity, a near-duplicate of the best hit is
+  // pushed down (point 1000 is a copy of the best hit for q0).
+  {
+    const json plain = ok(Method::kPost, "/collections/c/points/query", json{{"query", q0}, {"limit", 5}})["points"];
+    const json mmr0 = ok(Method::kPost, "/collections/c/points/query",
+                         json{{"query", {{"nearest", q0}, {"mmr", {{"diversity", 0.0}, {"candidates_limit", 50}}}}},
+                              {"limit", 5}})["points"];
+    ASSERT_EQ(mmr0.size(), 5u);
+    for (std::size_t r = 0; r < 5; ++r) EXPECT_EQ(mmr0[r]["id"], plain[r]["id"]);
+    const std::size_t best = plain[0]["id"].get<std::size_t>();
+    ok(Method::kPut, "/collections/c/points",
+       json{{"points", {{{"id", 1000}, {"vector", std::vector<float>(data.row(best), data.row(best) + d)}}}}});
+    const json dup = ok(Method::kPost, "/collections/c/points/query", json{{"query", q0}, {"limit", 2}})["points"];
+    EXPECT_TRUE(dup[1]["id"] == 1000 || dup[0]["id"] == 1000);
+    const json diverse = ok(Method::kPost, "/collections/c/points/query",
+                            json{{"query", {{"nearest", q0}, {"mmr", {{"diversity", 0.5}}}}}, {"limit", 3},
+                                 {"with_vector", true}})["points"];
+    ASSERT_EQ(diverse.size(), 3u);
+    std::set<std::string> top2 = {diverse[0]["id"].dump(), diverse[1]["id"].dump()};
+    EXPECT_FALSE(top2.count("1000") && top2.count(std::to_string(best))) << diverse.dump();
+    EXPECT_EQ(diverse[0]["vector"].size(), d);
+    ok(Method::kPost, "/collections/c/points/delete", json{{"points", {1000}}});
+  }
+
   // Query by point id: that point's neighbours, itself excluded.
   const json by_id = ok(Method::kPost, "/collections/c/points/query", json{{"query", 5}, {"limit", 3}})["points"];
   ASSERT_EQ(by_id.size(), 3u);
@@ -395,7 +419,8 @@ TEST_F(ServiceTest, BadInputChangesNothing) {
   query_fails(json{{"query", {1, 2, 3, 4}}, {"limit", "ten"}});
   query_fails(json{{"query", {1, 2, 3, 4}}, {"using", "other"}});
   query_fails(json{{"query", {1, 2, 3, 4}}, {"filter", {{"must", {{{"key", "a"}, {"match", {{"nonsense", 1}}}}}}}}});
-  query_fails(json{{"query", {{"nearest", {1, 2, 3, 4}}, {"mmr", {{"diversity", 0.5}}}}}});
+  query_fails(json{{"query", {{"nearest", {1, 2, 3, 4}}, {"mmr", {{"diversity", 1.5}}}}}});
+  query_fails(json{{"query", {{"nearest", {1, 2, 3, 4}}, {"mmr", {{"lambda", 0.5}}}}}});
   query_fails(json{{"query", {1, 2, 3, 4}}, {"prefetch", {{{"query", {1, 2, 3, 4}}}}}});
   query_fails(json{{"query", {1, 2, 3, 4}}, {"params", {{"quantization", {{"oversampling", 0.5}}}}}});
   query_fails(json{{"query", {1, 2, 3, 4}}, {"unknown_field", 1}});
