@@ -242,8 +242,10 @@ Result<bool> read_with_vector(const json& body, bool def, const CollectionConfig
   return std::find(names->begin(), names->end(), mine) != names->end();
 }
 
+/// A stored vector in answers: {"name": [...]} for a named vector, a plain list for an unnamed one or
+/// for the default name "" (as Qdrant answers both).
 json vector_json(const std::vector<float>& v, const CollectionConfig& cfg) {
-  if (cfg.vector_name) return json{{*cfg.vector_name, v}};
+  if (cfg.vector_name && !cfg.vector_name->empty()) return json{{*cfg.vector_name, v}};
   return json(v);
 }
 
