@@ -233,7 +233,6 @@ json select_payload(const PayloadSelector& sel, const json& payload) {
 
 Result<bool> read_with_vector(const json& body, bool def, const CollectionConfig& cfg) {
   const json* v = field(body, "with_vector");
-  if (!v) v = field(body, "with_vectors");
   if (!v) return def;
   if (v->is_boolean()) return v->get<bool>();
   auto names = string_list(*v, "with_vector");
@@ -400,6 +399,8 @@ Result<Query> parse_query(const json& body, const Collection& c, const ApiLimits
           q.mmr_candidates = candidates.value();
         }
         target = &query->at("nearest");
+      } else if (query->contains("indices") || query->contains("values")) {
+        return bad("Wrong input: sparse vectors are not supported (vecstash stores one dense vector per point)");
       } else if (!query->empty() && query->begin().key() != std::string(cfg.vector_name.value_or(""))) {
         return bad("Wrong input: query `" + query->begin().key() +
                    "` is not supported (supported: a vector, {\"nearest\": ...} or a point id)");
@@ -515,8 +516,13 @@ Result<json> run_query(const Query& q, const Collection& c) {
   engine::SearchRequest req;
   req.queries = q.vector;
   req.nq = 1;
-  req.limit = q.limit + (q.exclude ? 1 : 0);
+  req.limit = q.limit;
   req.offset = q.offset;
+  if (q.exclude) {
+    // The query point is not a result: ask for one more from the top and apply the offset here.
+    req.limit = std::min<std::size_t>(kernels_max_k(), q.offset + q.limit + 1);
+    req.offset = 0;
+  }
   if (q.mmr_diversity) {
     // MMR needs the candidates' vectors; offset and limit apply to the re-ranked list.
     req.limit = std::min<std::size_t>(kernels_max_k(), std::max(q.mmr_candidates, q.offset + q.limit) + (q.exclude ? 1 : 0));
@@ -546,8 +552,13 @@ Result<json> run_query(const Query& q, const Collection& c) {
     }
     return points;
   }
+  std::size_t skip = q.exclude ? q.offset : 0;
   for (const auto& p : found->front()) {
     if (q.exclude && p.id == *q.exclude) continue;
+    if (skip > 0) {
+      --skip;
+      continue;
+    }
     if (points.size() >= q.limit) break;
     points.push_back(point_json(p.id, p.payload, p.vector, q.payload, q.with_vector, cfg, p.score));
   }
@@ -651,7 +662,11 @@ Status apply_quantization(const json& qc, json* engine_json) {
     codec["kind"] = "i8";
     if (q.value()) {
       const double quantile = *q.value();
-      if (quantile < 0.5 || quantile > 1.0) return bad("Wrong input: quantization_config.scalar.quantile must be in [0.5, 1]");
+      // Qdrant allows [0.5, 1]; vecstash clips at most 10 % of each tail (int8_clip_percent < 10).
+      if (!(quantile > 0.8 && quantile <= 1.0)) {
+        return bad("Wrong input: quantization_config.scalar.quantile must be in (0.8, 1] (vecstash clips less than 10 % "
+                   "of each tail)");
+      }
       if (!codec.contains("int8_clip_percent")) codec["int8_clip_percent"] = (1.0 - quantile) * 50.0;
     }
     return Status::ok();
@@ -725,7 +740,7 @@ Result<json> Service::Impl::collection_exists(Call& c) {
 
 Result<json> Service::Impl::create_collection(Call& c) {
   const std::string& name = c.params[0];
-  VECSTASH_RETURN_IF_ERROR(engine::validate_collection_name(name));
+  if (const Status s = engine::validate_collection_name(name); !s.is_ok()) return bad("Wrong input: " + s.message());
   const json& b = c.body;
   VECSTASH_RETURN_IF_ERROR(check_fields(b, "create collection",
                                         {"vectors", "sparse_vectors", "hnsw_config", "quantization_config",
@@ -1210,9 +1225,10 @@ Result<json> Service::Impl::recalibration_progress(Call& c) {
   if (!col) return col.status();
   const engine::RecalibrationProgress p = col.value()->recalibration_progress();
   static constexpr const char* kStates[] = {"idle", "running", "done", "failed"};
+  const bool idle = p.state == engine::RecalibrationState::kIdle;
   return json{{"state", kStates[static_cast<int>(p.state)]},
-              {"done", p.done},
-              {"total", p.total},
+              {"done", idle ? 0 : p.done},
+              {"total", idle ? 0 : p.total},
               {"message", p.message}};
 }
 

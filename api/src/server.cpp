@@ -3,6 +3,7 @@
 #include <utility>  // before Boost: Asio 1.74 with C++20 (toolchain notes)
 
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -32,12 +33,16 @@ using tcp = net::ip::tcp;
 
 struct HttpServer::Impl {
   Impl(Service& s, engine::ThreadPool& p, const ServerOptions& o)
-      : service(s), pool(p), options(o), ioc(o.io_threads), acceptor(net::make_strand(ioc)) {}
+      : service(s), pool(p), options(o), ioc(o.io_threads), work(net::make_work_guard(ioc)),
+        acceptor(net::make_strand(ioc)) {}
 
   Service& service;
   engine::ThreadPool& pool;
   ServerOptions options;
   net::io_context ioc;
+  // Keeps the I/O threads running while a request is on the pool and no socket operation is
+  // pending (after the acceptor closed at shutdown, its answer still has to be written).
+  net::executor_work_guard<net::io_context::executor_type> work;
   tcp::acceptor acceptor;
   std::vector<std::thread> threads;
   std::uint16_t port = 0;
@@ -125,19 +130,24 @@ class Session : public std::enable_shared_from_this<Session> {
                                                 " in flight; retry later"),
                      keep_alive_);
     }
+    // Counted in flight until its answer is written (or the write failed): shutdown waits for that.
+    counted_ = true;
     auto self = shared_from_this();
     auto shared_req = std::make_shared<Request>(std::move(req));
     const Status submitted = server_.pool.submit([self, shared_req] {
       Response resp = self->server_.service.handle(*shared_req);
-      const std::int64_t left = --self->server_.in_flight;
-      self->server_.service.metrics().set_in_flight(left);
       net::post(self->stream_.get_executor(),
                 [self, resp = std::move(resp)]() mutable { self->respond(std::move(resp), self->keep_alive_); });
     });
     if (!submitted.is_ok()) {
-      --server_.in_flight;
       respond(server_.service.refuse(503, "queue_full", "Service unavailable: " + submitted.message()), keep_alive_);
     }
+  }
+
+  void done_in_flight() {
+    if (!counted_) return;
+    counted_ = false;
+    server_.service.metrics().set_in_flight(--server_.in_flight);
   }
 
   void respond(Response r, bool keep_alive) {
@@ -152,6 +162,7 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.expires_after(std::chrono::seconds(server_.options.read_timeout_s));
     http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
       self->res_.reset();
+      self->done_in_flight();
       if (ec || !res->keep_alive()) return self->close();
       self->read();
     });
@@ -172,6 +183,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::size_t requests_ = 0;
   bool keep_alive_ = true;
   bool head_ = false;
+  bool counted_ = false;
 };
 
 }  // namespace
@@ -205,8 +217,10 @@ void HttpServer::Impl::shutdown() {
   while (in_flight > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  if (in_flight > 0) spdlog::warn("shutdown: {} requests still running after {} s", in_flight.load(), options.shutdown_timeout_s);
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // last writes
+  if (in_flight > 0) {
+    spdlog::warn("shutdown: {} requests still running after {} s", in_flight.load(), options.shutdown_timeout_s);
+  }
+  work.reset();
   ioc.stop();
   for (auto& t : threads) {
     if (t.joinable()) t.join();

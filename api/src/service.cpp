@@ -159,13 +159,19 @@ Response Service::handle(const Request& req) {
             key = a->substr(kBearer.size());
           }
         }
-        if (key.empty()) return error_response(401, "Must provide an API key or an Authorization bearer token", 0.0);
+        if (key.empty()) {
+          route_name = "unauthenticated";
+          return error_response(401, "Must provide an API key or an Authorization bearer token", 0.0);
+        }
         // Both comparisons always run, so the time does not say which key (if any) matched.
         const bool full = !options_.api_key.empty() && constant_time_equal(key, options_.api_key);
         const bool read = !options_.read_only_api_key.empty() && constant_time_equal(key, options_.read_only_api_key);
         if (full) granted = Access::kWrite;
         else if (read) granted = Access::kRead;
-        else return error_response(401, "Invalid API key", 0.0);
+        else {
+          route_name = "unauthenticated";
+          return error_response(401, "Invalid API key", 0.0);
+        }
       }
 
       if (req.path == "/" && (req.method == Method::kGet || req.method == Method::kHead)) {
@@ -188,32 +194,44 @@ Response Service::handle(const Request& req) {
         return text_response(200, metrics_.render(gauges), "text/plain; version=0.0.4; charset=utf-8");
       }
 
-      // Route table: the first route whose segments match; a path that matches with another method
-      // is 405.
+      // Route table: among the routes whose segments match, those with the most literal segments
+      // win (so /points/query is never read as /points/{id}); the one with the request's method
+      // runs, and a path that only matches with other methods is 405.
       const std::vector<std::string> segs = split_path(req.path);
       const Impl::Route* route = nullptr;
       std::vector<std::string> params;
       std::string allowed;
+      int best_literals = -1;
       for (const Impl::Route& r : impl_->routes) {
         if (r.segments.size() != segs.size()) continue;
         std::vector<std::string> p;
+        int literals = 0;
         bool ok = true;
         for (std::size_t i = 0; i < segs.size() && ok; ++i) {
-          if (r.segments[i].front() == '{') p.push_back(segs[i]);
-          else ok = r.segments[i] == segs[i];
+          if (r.segments[i].front() == '{') {
+            p.push_back(segs[i]);
+          } else {
+            ok = r.segments[i] == segs[i];
+            ++literals;
+          }
         }
-        if (!ok) continue;
-        if (r.method != req.method) {
+        if (!ok || literals < best_literals) continue;
+        if (literals > best_literals) {
+          best_literals = literals;
+          route = nullptr;
+          allowed.clear();
+        }
+        if (r.method == req.method) {
+          route = &r;
+          params = std::move(p);
+        } else {
           if (!allowed.empty()) allowed += ", ";
           allowed += to_string(r.method);
-          continue;
         }
-        route = &r;
-        params = std::move(p);
-        break;
       }
       if (route == nullptr) {
         if (!allowed.empty()) {
+          route_name = "method_not_allowed";
           Response r = error_response(405, "Method " + std::string(to_string(req.method)) + " is not allowed on " +
                                                 req.path + " (allowed: " + allowed + ")",
                                       seconds_since(t0));

@@ -657,10 +657,13 @@ Status Collection::calibrate_locked(std::size_t sample_rows) {
     recal_.done = 0;
     recal_.total = live_rows.size();
   }
+  // An evenly spaced sample of the live rows: all of them at the first calibration, and at a
+  // re-calibration points from the whole history, the newest included.
   const std::size_t ns = std::min(sample_rows, live_rows.size());
   std::vector<float> sample(ns * dim);
   for (std::size_t i = 0; i < ns; ++i) {
-    std::copy_n(originals_.data() + live_rows[i] * dim, dim, sample.data() + i * dim);
+    const std::size_t row = live_rows[i * live_rows.size() / ns];
+    std::copy_n(originals_.data() + row * dim, dim, sample.data() + i * dim);
   }
   auto next = std::make_shared<State>();
   next->generation = old ? old->generation + 1 : 1;
@@ -921,6 +924,11 @@ Result<std::size_t> Collection::compact() {
   std::vector<std::uint8_t> codes;
   std::vector<float> norms, originals;
   std::unordered_map<std::uint64_t, nlohmann::json> payloads;
+  // Exact sizes, so memory_usage() (by capacity) drops after a compaction.
+  ids.reserve(live_count_);
+  codes.reserve(live_count_ * cs);
+  if (!norms_.empty()) norms.reserve(live_count_);
+  if (have_originals) originals.reserve(live_count_ * dim);
   storage::WriteBatch batch;
   std::size_t out = 0;
   for (std::size_t r = 0; r < rows_; ++r) {

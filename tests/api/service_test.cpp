@@ -113,6 +113,9 @@ TEST_F(ServiceTest, VersionProbesAndEnvelope) {
   EXPECT_EQ(r.status, 405);
   ASSERT_FALSE(r.headers.empty());
   EXPECT_EQ(r.headers[0].first, "Allow");
+  // A POST-only path under a route with a parameter (GET points/{id}) is 405, not "bad id".
+  EXPECT_EQ(call(Method::kGet, "/collections/c/points/query").status, 405);
+  EXPECT_EQ(call(Method::kGet, "/collections/c/points/scroll").status, 405);
   service_->begin_shutdown();
   EXPECT_EQ(call(Method::kGet, "/readyz").status, 503);
 }
@@ -300,10 +303,17 @@ TEST_F(ServiceTest, QueriesMatchBruteForce) {
     ok(Method::kPost, "/collections/c/points/delete", json{{"points", {1000}}});
   }
 
-  // Query by point id: that point's neighbours, itself excluded.
+  // Query by point id: that point's neighbours, itself excluded; offset pages through them.
   const json by_id = ok(Method::kPost, "/collections/c/points/query", json{{"query", 5}, {"limit", 3}})["points"];
   ASSERT_EQ(by_id.size(), 3u);
   for (const json& p : by_id) EXPECT_NE(p["id"], 5);
+  const json by_id_page = ok(Method::kPost, "/collections/c/points/query",
+                             json{{"query", 5}, {"limit", 2}, {"offset", 1}})["points"];
+  ASSERT_EQ(by_id_page.size(), 2u);
+  EXPECT_EQ(by_id_page[0]["id"], by_id[1]["id"]);
+  EXPECT_EQ(by_id_page[1]["id"], by_id[2]["id"]);
+  EXPECT_EQ(ok(Method::kPost, "/collections/c/points/query", json{{"query", 5}, {"limit", 4096}})["points"].size(),
+            n - 1);
   // No query: points in id order.
   const json in_order = ok(Method::kPost, "/collections/c/points/query", json{{"limit", 4}, {"offset", 1}})["points"];
   ASSERT_EQ(in_order.size(), 4u);
