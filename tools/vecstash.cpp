@@ -1,11 +1,12 @@
 // The `vecstash` command line. Subcommands:
 //   serve               the REST server (docs/API.md)
+//   ingest, query, inspect  clients of a running server (upload a vector file, search, show collections)
 //   bench compression   storage versus accuracy of every code kind x PCA level (docs/BENCHMARKS.md)
 //   bench search        collections end to end against FAISS (docs/BENCHMARKS.md)
 //
 // Results go to stdout (tables) and to the files named by --csv / --svg; progress and errors go to
 // stderr through spdlog. Exit status: 0 success, 1 a run failed or no data set was available,
-// 2 bad flags (CLI11 parse errors use CLI11's own non-zero codes).
+// 2 bad flags (CLI11 parse errors included).
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -26,6 +27,7 @@
 #include "benchmarks/datasets.h"
 #include "benchmarks/report.h"
 #include "benchmarks/search_bench.h"
+#include "client_commands.h"
 #include "serve_command.h"
 #include "vecstash/common/log.h"
 #include "vecstash/kernels/gpu.h"
@@ -476,16 +478,26 @@ int main(int argc, char** argv) {
 
   vecstash::tools::ServeArgs serve_args;
   CLI::App* serve = vecstash::tools::add_serve_command(app, serve_args);
+  vecstash::tools::IngestArgs ingest_args;
+  CLI::App* ingest = vecstash::tools::add_ingest_command(app, ingest_args);
+  vecstash::tools::QueryArgs query_args;
+  CLI::App* query = vecstash::tools::add_query_command(app, query_args);
+  vecstash::tools::InspectArgs inspect_args;
+  CLI::App* inspect = vecstash::tools::add_inspect_command(app, inspect_args);
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    const int code = app.exit(e);  // prints the message (or the help, code 0)
+    return code == 0 ? 0 : kExitUsage;
   }
   install_logging(verbose, quiet);
   if (compression->parsed()) return run_bench_compression(args);
   if (search->parsed()) return run_bench_search(sargs);
   if (serve->parsed()) return vecstash::tools::run_serve(serve_args, verbose || quiet);
+  if (ingest->parsed()) return vecstash::tools::run_ingest(ingest_args);
+  if (query->parsed()) return vecstash::tools::run_query(query_args);
+  if (inspect->parsed()) return vecstash::tools::run_inspect(inspect_args);
   std::fputs(app.help().c_str(), stderr);
   return kExitUsage;
 }

@@ -55,11 +55,14 @@ struct HttpClient::Impl {
     beast::error_code ec;
     stream->expires_after(std::chrono::seconds(options.timeout_s));
     http::write(*stream, req, ec);
-    if (ec) return Status::unavailable("sending " + target + ": " + ec.message());
+    // A server that refuses the request early (413 for a body over its limit) answers and closes
+    // while the body is still being sent: try to read that answer before reporting the send error.
+    const beast::error_code write_ec = ec;
     beast::flat_buffer buffer;
     http::response_parser<http::string_body> parser;
     parser.body_limit(std::uint64_t{1} << 32);
     http::read(*stream, buffer, parser, ec);
+    if (ec && write_ec) return Status::unavailable("sending " + target + ": " + write_ec.message());
     if (ec) return Status::unavailable("reading the response to " + target + ": " + ec.message());
     auto res = parser.release();
     Response out;
@@ -67,7 +70,7 @@ struct HttpClient::Impl {
     out.content_type = std::string(res[http::field::content_type]);
     out.body = std::move(res.body());
     for (const auto& f : res) out.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
-    if (!res.keep_alive()) stream.reset();
+    if (write_ec || !res.keep_alive()) stream.reset();  // a half-sent request leaves it unusable
     return out;
   }
 };

@@ -1,0 +1,957 @@
+#include "client_commands.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <iterator>
+#include <limits>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "ingest_readers.h"
+#include "vecstash/api/client.h"
+
+namespace vecstash::tools {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// ---- talking to the server ---------------------------------------------------------------------
+
+/// A path segment for a URL: unreserved characters as they are, everything else percent-encoded.
+std::string encode_segment(std::string_view s) {
+  std::string out;
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (std::isalnum(c) || ch == '-' || ch == '.' || ch == '_' || ch == '~') {
+      out += ch;
+    } else {
+      out += fmt::format("%{:02X}", c);
+    }
+  }
+  return out;
+}
+
+std::string collection_path(const std::string& name, std::string_view rest = {}) {
+  return "/collections/" + encode_segment(name) + std::string(rest);
+}
+
+/// The server's message: {"status": {"error": "..."}}, else the start of the body.
+std::string error_text(const api::Response& r) {
+  const json body = json::parse(r.body, nullptr, /*allow_exceptions=*/false);
+  const json::json_pointer p("/status/error");
+  if (!body.is_discarded() && body.contains(p) && body.at(p).is_string()) return body.at(p).get<std::string>();
+  std::string text = r.body.substr(0, 200);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+  return text.empty() ? "(no message)" : text;
+}
+
+Status status_from_http(int http, const std::string& message) {
+  std::string m = fmt::format("HTTP {}: {}", http, message);
+  switch (http) {
+    case 400:
+      return Status::invalid_argument(std::move(m));
+    case 401:
+    case 403:
+      return Status::failed_precondition(std::move(m) + " (check --api-key)");
+    case 404:
+      return Status::not_found(std::move(m));
+    case 409:
+      return Status::already_exists(std::move(m));
+    case 413:
+    case 429:
+      return Status::resource_exhausted(std::move(m));
+    case 503:
+      return Status::unavailable(std::move(m));
+    default:
+      return Status::internal(std::move(m));
+  }
+}
+
+/// Seconds from a Retry-After header, when the server sent one.
+std::optional<double> retry_after(const api::Response& r) {
+  for (const auto& [name, value] : r.headers) {
+    if (name.size() != 11 || strncasecmp(name.c_str(), "retry-after", 11) != 0) continue;
+    char* end = nullptr;
+    const double s = std::strtod(value.c_str(), &end);
+    if (end != value.c_str() && std::isfinite(s) && s >= 0) return std::min(s, 30.0);
+  }
+  return std::nullopt;
+}
+
+/// One request: the `result` of a 2xx answer (the whole body when it has no envelope), or the
+/// server's error as a Status. An overloaded server (429, 503) is given a few more tries.
+Result<json> call(api::HttpClient& client, api::Method method, const std::string& target,
+                  const std::string& body = {}) {
+  constexpr int kRetries = 4;
+  for (int attempt = 0;; ++attempt) {
+    auto r = client.request(method, target, body);
+    if (!r.is_ok()) return r.status();
+    const int http = r->status;
+    if ((http == 429 || http == 503) && attempt < kRetries) {
+      const double wait = retry_after(*r).value_or(0.5 * (1 << attempt));
+      spdlog::warn("server busy ({} {}: {}); retrying in {:.1f} s", api::to_string(method), target, error_text(*r),
+                   wait);
+      std::this_thread::sleep_for(std::chrono::duration<double>(wait));
+      continue;
+    }
+    if (http < 200 || http > 299) return status_from_http(http, error_text(*r));
+    json j = json::parse(r->body, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded()) return Status::internal(fmt::format("the answer to {} is not JSON", target));
+    if (j.is_object() && j.contains("result")) return std::move(j["result"]);
+    return j;
+  }
+}
+
+Result<std::unique_ptr<api::HttpClient>> connect(const ConnectionArgs& c) {
+  api::ClientOptions o;
+  o.api_key = c.api_key;
+  o.timeout_s = c.timeout_s;
+  return api::HttpClient::create(c.url, o);
+}
+
+/// The value at a JSON pointer, or null when any part of the path is missing.
+const json& at_path(const json& j, const char* pointer) {
+  static const json kNull;
+  const json::json_pointer p(pointer);
+  return j.contains(p) ? j.at(p) : kNull;
+}
+
+/// o[key] when o is an object that has it, otherwise null (never throws, whatever the server sent).
+const json& field(const json& o, const char* key) {
+  static const json kNull;
+  if (!o.is_object()) return kNull;
+  const auto it = o.find(key);
+  return it == o.end() ? kNull : *it;
+}
+
+double number_or(const json& v, double def) { return v.is_number() ? v.get<double>() : def; }
+
+/// Strings without quotes, null as "-", everything else as JSON.
+std::string text(const json& v) {
+  if (v.is_null()) return "-";
+  if (v.is_string()) return v.get<std::string>();
+  return v.dump();
+}
+
+/// The dimension of the collection's (one) vector from CollectionInfo: plain or named params.
+Result<std::size_t> vector_size(const json& info) {
+  const json& v = at_path(info, "/config/params/vectors");
+  const json* params = &v;
+  if (v.is_object() && !v.contains("size") && v.size() == 1) params = &v.begin().value();
+  if (!params->is_object() || !params->contains("size") || !(*params)["size"].is_number_unsigned()) {
+    return Status::internal("the collection info has no vector size (config.params.vectors.size)");
+  }
+  return (*params)["size"].get<std::size_t>();
+}
+
+std::string vector_distance(const json& info) {
+  const json& v = at_path(info, "/config/params/vectors");
+  if (v.is_object() && v.contains("distance")) return text(v["distance"]);
+  if (v.is_object() && v.size() == 1 && v.begin()->is_object()) return text(field(v.begin().value(), "distance"));
+  return "-";
+}
+
+/// GET /collections/{c}; a missing collection says so plainly.
+Result<json> get_collection(api::HttpClient& client, const ConnectionArgs& c, const std::string& name) {
+  auto info = call(client, api::Method::kGet, collection_path(name));
+  if (!info.is_ok() && info.status().code() == StatusCode::kNotFound) {
+    return Status::not_found(fmt::format("collection '{}' does not exist at {}", name, c.url));
+  }
+  return info;
+}
+
+void add_connection_options(CLI::App* cmd, ConnectionArgs& c) {
+  cmd->add_option("--url", c.url, "Server address, http://HOST:PORT")->capture_default_str()->envname("VECSTASH_URL");
+  cmd->add_option("--api-key", c.api_key, "API key, sent as the api-key header")->envname("VECSTASH_API_KEY");
+  cmd->add_option("--timeout", c.timeout_s, "Seconds to wait for each answer")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 86400));
+}
+
+/// Shortest decimal text that reads back as the same float32 ("0.1", not "0.10000000149011612").
+void append_float(std::string& out, float v) { fmt::format_to(std::back_inserter(out), "{}", v); }
+
+json float_array(const float* v, std::size_t n) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i) s += ',';
+    append_float(s, v[i]);
+  }
+  s += ']';
+  return json::parse(s);
+}
+
+// ---- output helpers ----------------------------------------------------------------------------
+
+/// At most `max_chars` UTF-8 characters of `s`, with "…" when cut.
+std::string truncate_utf8(const std::string& s, std::size_t max_chars) {
+  std::size_t chars = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) continue;  // continuation byte
+    if (chars == max_chars) return s.substr(0, i) + "…";
+    ++chars;
+  }
+  return s;
+}
+
+/// A plain text table; `right` marks right-aligned columns. The last column is not padded.
+void print_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows,
+                 const std::vector<bool>& right) {
+  std::vector<std::size_t> width(header.size());
+  for (std::size_t c = 0; c < header.size(); ++c) {
+    width[c] = header[c].size();
+    for (const auto& r : rows) width[c] = std::max(width[c], r[c].size());
+  }
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string out;
+    for (std::size_t c = 0; c < cells.size(); ++c) {
+      if (c) out += "  ";
+      if (c + 1 == cells.size() && !right[c]) {
+        out += cells[c];
+      } else if (right[c]) {
+        out += fmt::format("{:>{}}", cells[c], width[c]);
+      } else {
+        out += fmt::format("{:<{}}", cells[c], width[c]);
+      }
+    }
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    std::fputs((out + "\n").c_str(), stdout);
+  };
+  line(header);
+  for (const auto& r : rows) line(r);
+}
+
+std::string human_bytes(double b) {
+  static const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024.0 && u < 4) {
+    b /= 1024.0;
+    ++u;
+  }
+  return u == 0 ? fmt::format("{:.0f} B", b) : fmt::format("{:.1f} {}", b, kUnits[u]);
+}
+
+std::string duration_text(double s) {
+  if (!std::isfinite(s)) return "?";
+  if (s < 60) return fmt::format("{:.0f} s", s);
+  const auto total = static_cast<long long>(s + 0.5);
+  if (total < 3600) return fmt::format("{}:{:02}", total / 60, total % 60);
+  return fmt::format("{}:{:02}:{:02}", total / 3600, total / 60 % 60, total % 60);
+}
+
+/// Progress of a long upload on stderr: redrawn in place on a terminal, a log line every few seconds
+/// otherwise. Silent with --quiet.
+class Progress {
+ public:
+  explicit Progress(std::size_t total)
+      : total_(total),
+        enabled_(spdlog::default_logger_raw()->should_log(spdlog::level::info)),
+        tty_(isatty(fileno(stderr)) != 0),
+        start_(Clock::now()),
+        last_(start_) {}
+
+  void update(std::size_t done) {
+    if (!enabled_) return;
+    const auto now = Clock::now();
+    const double since = std::chrono::duration<double>(now - last_).count();
+    if (done < total_ && since < (tty_ ? 0.1 : 5.0)) return;
+    last_ = now;
+    const double elapsed = std::max(1e-9, std::chrono::duration<double>(now - start_).count());
+    const double rate = static_cast<double>(done) / elapsed;
+    const double eta = rate > 0 ? static_cast<double>(total_ - done) / rate : INFINITY;
+    const double pct = total_ ? 100.0 * static_cast<double>(done) / static_cast<double>(total_) : 100.0;
+    if (tty_) {
+      constexpr int kWidth = 30;
+      const int filled = static_cast<int>(pct / 100.0 * kWidth);
+      const std::string bar = std::string(filled, '#') + std::string(kWidth - filled, '.');
+      std::fputs(fmt::format("\r[{}] {}/{} points {:3.0f}%  {:.0f} points/s  ETA {}\x1b[K", bar, done, total_, pct,
+                             rate, duration_text(eta))
+                     .c_str(),
+                 stderr);
+      drawn_ = true;
+    } else if (done < total_) {
+      spdlog::info("{}/{} points ({:.0f}%), {:.0f} points/s, ETA {}", done, total_, pct, rate, duration_text(eta));
+    }
+  }
+  /// Ends the in-place line (call before printing anything else).
+  void finish() {
+    if (drawn_) std::fputc('\n', stderr);
+    drawn_ = false;
+  }
+
+ private:
+  std::size_t total_;
+  bool enabled_;
+  bool tty_;
+  bool drawn_ = false;
+  Clock::time_point start_;
+  Clock::time_point last_;
+};
+
+// ---- ingest ------------------------------------------------------------------------------------
+
+/// {"points":[{"id":..,"vector":[..],"payload":{..}}, ...]} for rows [begin, end) of the file.
+void build_points_body(const VectorFile& f, std::size_t begin, std::size_t end, std::uint64_t start_id,
+                       std::string* body) {
+  body->clear();
+  *body += "{\"points\":[";
+  for (std::size_t r = begin; r < end; ++r) {
+    if (r != begin) *body += ',';
+    *body += "{\"id\":";
+    if (!f.ids.empty() && !f.ids[r].is_null()) {
+      *body += f.ids[r].dump();
+    } else {
+      fmt::format_to(std::back_inserter(*body), "{}", start_id + r);
+    }
+    *body += ",\"vector\":[";
+    const float* v = f.row(r);
+    for (std::size_t c = 0; c < f.dim; ++c) {
+      if (c) *body += ',';
+      append_float(*body, v[c]);
+    }
+    *body += ']';
+    if (!f.payloads.empty() && !f.payloads[r].is_null()) {
+      *body += ",\"payload\":";
+      *body += f.payloads[r].dump(-1, ' ', false, json::error_handler_t::replace);
+    }
+    *body += '}';
+  }
+  *body += "]}";
+}
+
+/// Rows without an id of their own get start_id + row: they must stay within 64 bits. Returns how
+/// many rows repeat an earlier row's id (the server keeps the later one).
+Result<std::size_t> check_ids(const VectorFile& f, std::uint64_t start_id) {
+  std::unordered_set<std::string> seen;
+  std::size_t repeated = 0;
+  for (std::size_t r = 0; r < f.rows; ++r) {
+    std::string key;
+    if (!f.ids.empty() && !f.ids[r].is_null()) {
+      key = f.ids[r].dump();
+    } else {
+      if (r > std::numeric_limits<std::uint64_t>::max() - start_id) {
+        return Status::invalid_argument(
+            fmt::format("--start-id {}: the id of row {} would pass 2^64 - 1", start_id, r));
+      }
+      key = std::to_string(start_id + r);
+    }
+    if (!seen.insert(std::move(key)).second) ++repeated;
+  }
+  return repeated;
+}
+
+}  // namespace
+
+CLI::App* add_ingest_command(CLI::App& app, IngestArgs& args) {
+  CLI::App* cmd = app.add_subcommand(
+      "ingest", "Upload vectors from a file (.fvecs, .bvecs, .npy, .jsonl) to a collection of a running server");
+  cmd->fallthrough();
+  add_connection_options(cmd, args.connection);
+  cmd->add_option("--collection", args.collection, "Collection name")->required();
+  cmd->add_option("--file", args.file, "Vector file")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--format", args.format,
+                  "File format; auto goes by the name (.fvecs[.gz], .bvecs[.gz], .npy, .jsonl)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "fvecs", "bvecs", "npy", "jsonl"}));
+  cmd->add_option("--batch", args.batch, "Points per upsert request")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100000}));
+  auto* create = cmd->add_flag("--create", args.create,
+                               "Create the collection first (its dimension from the file); fails if it exists");
+  cmd->add_option("--distance", args.distance, "Distance of a new collection: Cosine, Dot or Euclid")
+      ->capture_default_str()
+      ->transform(CLI::IsMember({"Cosine", "Dot", "Euclid"}, CLI::ignore_case))
+      ->needs(create);
+  cmd->add_option("--kind", args.kind, "Code kind of a new collection: i8, e4m3, e5m2, f16, bf16, b1, f32 [i8]")
+      ->check(CLI::IsMember({"i8", "e4m3", "e5m2", "f16", "bf16", "b1", "f32"}))
+      ->needs(create);
+  cmd->add_option("--settings", args.settings,
+                  "JSON merged into the new collection's \"vecstash\" settings, e.g. "
+                  "'{\"pca\":{\"components\":64},\"calibration_sample\":5000,\"index\":\"HNSW32\"}'")
+      ->needs(create);
+  cmd->add_option("--limit", args.limit, "Upload only the first N rows (0: all)")->capture_default_str();
+  cmd->add_option("--start-id", args.start_id, "Id of the first row; rows count up from it (JSONL ids win)")
+      ->capture_default_str();
+  cmd->add_flag("--no-wait", args.no_wait,
+                "Send wait=false (Qdrant may answer before a batch is applied; vecstash applies it either way)");
+  cmd->add_flag("--calibrate", args.calibrate,
+                "After the upload, calibrate the codes now if the collection is not calibrated yet (it calibrates "
+                "by itself once calibration_sample points arrived)");
+  cmd->footer(
+      "JSONL: one object per line, {\"id\": 7 or \"<uuid>\", \"vector\": [..], \"payload\": {..}}; id and payload\n"
+      "are optional. .npy: a 2-D float32 or float64 array in C order. Exit status: 0 done, 1 failed (the\n"
+      "server's message and the points acknowledged before are printed), 2 bad flags.");
+  return cmd;
+}
+
+int run_ingest(const IngestArgs& a) {
+  auto format = parse_vector_format(a.format);
+  if (!format.is_ok()) {
+    spdlog::error("--format: {}", format.status().message());
+    return kExitUsage;
+  }
+  json settings = json::object();
+  if (!a.settings.empty()) {
+    settings = json::parse(a.settings, nullptr, /*allow_exceptions=*/false);
+    if (settings.is_discarded() || !settings.is_object()) {
+      spdlog::error("--settings must be a JSON object, e.g. '{{\"pca\":{{\"components\":64}}}}'; got: {}", a.settings);
+      return kExitUsage;
+    }
+    const json& kind = at_path(settings, "/codec/kind");
+    if (a.kind && !kind.is_null() && kind != *a.kind) {
+      spdlog::error("--kind {} contradicts --settings codec.kind {}", *a.kind, kind.dump());
+      return kExitUsage;
+    }
+  }
+  auto client = connect(a.connection);
+  if (!client.is_ok()) {
+    spdlog::error("--url: {}", client.status().message());
+    return kExitUsage;
+  }
+  api::HttpClient& http = *client.value();
+
+  // The collection is checked before the file is read, so a typo fails fast.
+  std::optional<std::size_t> collection_dim;
+  if (a.create) {
+    auto exists = call(http, api::Method::kGet, collection_path(a.collection, "/exists"));
+    if (!exists.is_ok()) {
+      spdlog::error("{}: {}", a.connection.url, exists.status().message());
+      return kExitFailure;
+    }
+    if (field(*exists, "exists") == true) {
+      spdlog::error("collection '{}' already exists at {}: leave out --create to add points to it", a.collection,
+                    a.connection.url);
+      return kExitFailure;
+    }
+  } else {
+    auto info = get_collection(http, a.connection, a.collection);
+    if (!info.is_ok()) {
+      spdlog::error("{}{}", info.status().message(),
+                    info.status().code() == StatusCode::kNotFound ? " (add --create to create it)" : "");
+      return kExitFailure;
+    }
+    auto dim = vector_size(*info);
+    if (!dim.is_ok()) {
+      spdlog::error("{}", dim.status().message());
+      return kExitFailure;
+    }
+    collection_dim = *dim;
+  }
+
+  const auto read_start = Clock::now();
+  ReadOptions ro;
+  ro.format = *format;
+  ro.max_rows = a.limit;
+  auto file = read_vector_file(a.file, ro);
+  if (!file.is_ok()) {
+    spdlog::error("{}", file.status().message());
+    return kExitFailure;
+  }
+  const VectorFile& f = *file;
+  spdlog::info("read {} vectors of dimension {} from {} ({}) in {:.2f} s", f.rows, f.dim, a.file, to_string(f.format),
+               seconds_since(read_start));
+  if (collection_dim) {
+    if (const Status s = check_dimension(f, *collection_dim, fmt::format("collection '{}'", a.collection));
+        !s.is_ok()) {
+      spdlog::error("{}", s.message());
+      return kExitFailure;
+    }
+  }
+  auto repeated = check_ids(f, a.start_id);
+  if (!repeated.is_ok()) {
+    spdlog::error("{}", repeated.status().message());
+    return kExitUsage;
+  }
+  if (*repeated > 0) {
+    spdlog::warn("{} rows repeat the id of an earlier row: the later row replaces the earlier point", *repeated);
+  }
+
+  if (a.create) {
+    json ours = {{"codec", {{"kind", a.kind.value_or("i8")}}}};
+    ours.merge_patch(settings);
+    const json body = {{"vectors", {{"size", f.dim}, {"distance", a.distance}}}, {"vecstash", ours}};
+    auto created = call(http, api::Method::kPut, collection_path(a.collection), body.dump());
+    if (!created.is_ok()) {
+      if (created.status().code() == StatusCode::kAlreadyExists) {
+        spdlog::error("collection '{}' already exists at {}: leave out --create to add points to it", a.collection,
+                      a.connection.url);
+      } else {
+        spdlog::error("cannot create collection '{}': {}", a.collection, created.status().message());
+      }
+      return kExitFailure;
+    }
+    spdlog::info("created collection '{}': {} dimensions, {}, vecstash settings {}", a.collection, f.dim, a.distance,
+                 ours.dump());
+  }
+
+  const std::string target = collection_path(a.collection, a.no_wait ? "/points?wait=false" : "/points?wait=true");
+  const auto upload_start = Clock::now();
+  Progress progress(f.rows);
+  std::size_t done = 0;
+  std::size_t batches = 0;
+  std::string body;
+  for (std::size_t begin = 0; begin < f.rows; begin += a.batch) {
+    const std::size_t end = std::min(f.rows, begin + a.batch);
+    build_points_body(f, begin, end, a.start_id, &body);
+    auto r = call(http, api::Method::kPut, target, body);
+    if (!r.is_ok()) {
+      progress.finish();
+      // A server refusing an oversized body (413) closes the connection while the body is still being
+      // sent, so the client sees only a broken connection: say what is likely.
+      const bool big = r.status().code() == StatusCode::kUnavailable && body.size() > (std::size_t{1} << 20);
+      spdlog::error("batch {} (rows {} to {}) failed: {}{}", batches + 1, begin, end - 1, r.status().message(),
+                    big ? fmt::format(" (the request had {:.1f} MiB: the server may refuse bodies that large, "
+                                      "max_body_mb is 32 by default; try a smaller --batch)",
+                                      static_cast<double>(body.size()) / (1 << 20))
+                        : std::string());
+      spdlog::error("{} of {} points were acknowledged before the failure", done, f.rows);
+      return kExitFailure;
+    }
+    done = end;
+    ++batches;
+    progress.update(done);
+  }
+  progress.finish();
+  const double upload_s = seconds_since(upload_start);
+
+  if (a.calibrate) {
+    auto info = get_collection(http, a.connection, a.collection);
+    if (!info.is_ok()) {
+      spdlog::error("after the upload: {}", info.status().message());
+      return kExitFailure;
+    }
+    if (at_path(*info, "/config/vecstash/state/calibrated") == true) {
+      spdlog::info("'{}' is already calibrated (generation {})", a.collection,
+                   text(at_path(*info, "/config/vecstash/state/generation")));
+    } else {
+      const auto cal_start = Clock::now();
+      auto cal = call(http, api::Method::kPost, collection_path(a.collection, "/calibration"));
+      if (!cal.is_ok()) {
+        spdlog::error("calibration of '{}' failed: {}", a.collection, cal.status().message());
+        return kExitFailure;
+      }
+      spdlog::info("calibrated '{}' on its {} points in {:.2f} s: codes of {} dimensions, {} bytes each", a.collection,
+                   text(field(*info, "points_count")), seconds_since(cal_start), text(at_path(*cal, "/code_dim")),
+                   text(at_path(*cal, "/code_bytes")));
+    }
+  }
+  std::fputs(fmt::format("ingested {} points into '{}': {} {} in {:.2f} s, {:.0f} points/s\n", done, a.collection,
+                         batches, batches == 1 ? "batch" : "batches", upload_s,
+                         upload_s > 0 ? static_cast<double>(done) / upload_s : 0.0)
+                 .c_str(),
+             stdout);
+  return 0;
+}
+
+// ---- query -------------------------------------------------------------------------------------
+
+namespace {
+
+/// "[0.1, 0.2]" (or the same without brackets) as finite float32 values.
+Result<std::vector<float>> parse_vector_arg(const std::string& s) {
+  const auto first = s.find_first_not_of(" \t\n");
+  const bool bracketed = first != std::string::npos && s[first] == '[';
+  const json v = json::parse(bracketed ? s : "[" + s + "]", nullptr, /*allow_exceptions=*/false);
+  if (v.is_discarded() || !v.is_array() || v.empty()) {
+    return Status::invalid_argument("--vector must be a JSON array of numbers, e.g. \"[0.1, 0.2, 0.3]\"");
+  }
+  std::vector<float> out;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (!v[i].is_number()) return Status::invalid_argument(fmt::format("--vector: value {} is not a number", i));
+    const double d = v[i].get<double>();
+    if (!std::isfinite(d) || std::fabs(d) > std::numeric_limits<float>::max()) {
+      return Status::invalid_argument(fmt::format("--vector: value {} ({}) is not a finite float32 number", i, d));
+    }
+    out.push_back(static_cast<float>(d));
+  }
+  return out;
+}
+
+void print_hits(const json& points, bool with_payload) {
+  if (!points.is_array() || points.empty()) {
+    std::fputs("(no results)\n", stdout);
+    return;
+  }
+  std::vector<std::string> header = {"rank", "id", "score"};
+  if (with_payload) header.push_back("payload");
+  std::vector<std::vector<std::string>> rows;
+  for (std::size_t i = 0; i < points.size(); ++i) {
+    const json& p = points[i];
+    std::vector<std::string> row = {std::to_string(i + 1), text(field(p, "id")),
+                                    fmt::format("{:.5f}", number_or(field(p, "score"), NAN))};
+    if (with_payload) {
+      const json payload = field(p, "payload");
+      row.push_back(
+          payload.is_null() ? "-" : truncate_utf8(payload.dump(-1, ' ', false, json::error_handler_t::replace), 110));
+    }
+    rows.push_back(std::move(row));
+  }
+  print_table(header, rows, {true, false, true, false});
+}
+
+}  // namespace
+
+CLI::App* add_query_command(CLI::App& app, QueryArgs& args) {
+  CLI::App* cmd =
+      app.add_subcommand("query", "Nearest neighbours of a vector, or of rows of a vector file, on a running server");
+  cmd->fallthrough();
+  add_connection_options(cmd, args.connection);
+  cmd->add_option("--collection", args.collection, "Collection name")->required();
+  auto* vec = cmd->add_option("--vector", args.vector, "The query vector as JSON, e.g. \"[0.1, 0.2, 0.3]\"");
+  auto* file =
+      cmd->add_option("--file", args.file, "Take the query vectors from this file (.fvecs, .bvecs, .npy, .jsonl)")
+          ->check(CLI::ExistingFile);
+  vec->excludes(file);
+  cmd->add_option("--format", args.format, "Format of --file; auto goes by the name")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "fvecs", "bvecs", "npy", "jsonl"}))
+      ->needs(file);
+  cmd->add_option("--row", args.row, "First row of --file to query with (0-based)")->capture_default_str()->needs(file);
+  cmd->add_option("--rows", args.rows, "Number of rows from --row on (several: one batch request)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1000}))
+      ->needs(file);
+  cmd->add_option("--limit", args.limit, "Results per query")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{4096}));
+  cmd->add_option("--filter", args.filter,
+                  "Qdrant filter as JSON, e.g. '{\"must\":[{\"key\":\"lang\",\"match\":{\"value\":\"en\"}}]}'");
+  cmd->add_flag("--with-payload", args.with_payload, "Show each result's payload");
+  cmd->add_flag("--exact", args.exact, "Exact scan of the codes, bypassing an approximate index");
+  cmd->add_flag("--json", args.json, "Print the server's result as JSON instead of a table");
+  return cmd;
+}
+
+int run_query(const QueryArgs& a) {
+  if (a.vector.empty() == a.file.empty()) {
+    spdlog::error("give the query as --vector \"[...]\" or as --file PATH [--row I] [--rows N]");
+    return kExitUsage;
+  }
+  std::vector<std::vector<float>> queries;
+  std::vector<std::string> labels;
+  if (!a.vector.empty()) {
+    auto v = parse_vector_arg(a.vector);
+    if (!v.is_ok()) {
+      spdlog::error("{}", v.status().message());
+      return kExitUsage;
+    }
+    labels.push_back(fmt::format("--vector ({} values)", v->size()));
+    queries.push_back(std::move(v).value());
+  } else {
+    auto format = parse_vector_format(a.format);
+    if (!format.is_ok()) {
+      spdlog::error("--format: {}", format.status().message());
+      return kExitUsage;
+    }
+    ReadOptions ro;
+    ro.format = *format;
+    ro.max_rows = a.row + a.rows;
+    auto f = read_vector_file(a.file, ro);
+    if (!f.is_ok()) {
+      spdlog::error("{}", f.status().message());
+      return kExitFailure;
+    }
+    if (f->rows < a.row + a.rows) {
+      spdlog::error("{} has {} rows: --row {} --rows {} goes past the end", a.file, f->rows, a.row, a.rows);
+      return kExitFailure;
+    }
+    for (std::size_t r = a.row; r < a.row + a.rows; ++r) {
+      queries.emplace_back(f->row(r), f->row(r) + f->dim);
+      labels.push_back(fmt::format("row {} of {}", r, a.file));
+    }
+  }
+  json filter;
+  if (!a.filter.empty()) {
+    filter = json::parse(a.filter, nullptr, /*allow_exceptions=*/false);
+    if (filter.is_discarded() || !filter.is_object()) {
+      spdlog::error("--filter must be a JSON object (a Qdrant filter); got: {}", a.filter);
+      return kExitUsage;
+    }
+  }
+  auto client = connect(a.connection);
+  if (!client.is_ok()) {
+    spdlog::error("--url: {}", client.status().message());
+    return kExitUsage;
+  }
+
+  json searches = json::array();
+  for (const auto& q : queries) {
+    json s = {{"query", float_array(q.data(), q.size())}, {"limit", a.limit}, {"with_payload", a.with_payload}};
+    if (!filter.is_null()) s["filter"] = filter;
+    if (a.exact) s["params"] = {{"exact", true}};
+    searches.push_back(std::move(s));
+  }
+  const bool batch = searches.size() > 1;
+  const auto start = Clock::now();
+  auto result =
+      batch ? call(**client, api::Method::kPost, collection_path(a.collection, "/points/query/batch"),
+                   json{{"searches", searches}}.dump())
+            : call(**client, api::Method::kPost, collection_path(a.collection, "/points/query"), searches[0].dump());
+  if (!result.is_ok()) {
+    spdlog::error("query on '{}' failed: {}", a.collection, result.status().message());
+    return kExitFailure;
+  }
+  const double elapsed = seconds_since(start);
+  if (a.json) {
+    std::fputs((result->dump(2, ' ', false, json::error_handler_t::replace) + "\n").c_str(), stdout);
+    return 0;
+  }
+  const json answers = batch ? *result : json::array({*result});
+  if (!answers.is_array() || answers.size() != queries.size()) {
+    spdlog::error("the server answered {} queries with something else: {}", queries.size(),
+                  truncate_utf8(result->dump(), 200));
+    return kExitFailure;
+  }
+  for (std::size_t i = 0; i < answers.size(); ++i) {
+    if (i) std::fputs("\n", stdout);
+    std::fputs(fmt::format("query: {}\n", labels[i]).c_str(), stdout);
+    print_hits(field(answers[i], "points"), a.with_payload);
+  }
+  std::fflush(stdout);  // the tables before the log line, also when both go to one pipe
+  spdlog::info("{} {} answered in {:.1f} ms", queries.size(), queries.size() == 1 ? "query" : "queries",
+               elapsed * 1000.0);
+  return 0;
+}
+
+// ---- inspect -----------------------------------------------------------------------------------
+
+namespace {
+
+std::string pca_text(const json& ours) {
+  const json& pca = field(ours, "pca");
+  if (pca.is_null()) return "-";
+  const json& state = field(ours, "state");
+  if (field(state, "calibrated") == true) return text(field(state, "code_dim"));
+  const double components = number_or(field(pca, "components"), 0);
+  if (components > 0) return fmt::format("{:.0f}", components);
+  return fmt::format("{:.0f}% var", 100.0 * number_or(field(pca, "variance_fraction"), 0));
+}
+
+std::vector<std::string> list_row(const std::string& name, const json& info) {
+  const json& ours = at_path(info, "/config/vecstash");
+  const json& state = field(ours, "state");
+  const bool calibrated = field(state, "calibrated") == true;
+  auto dim = vector_size(info);
+  const std::string index = text(field(ours, "index"));
+  return {name,
+          text(field(info, "points_count")),
+          vector_distance(info),
+          dim.is_ok() ? std::to_string(*dim) : "-",
+          text(at_path(ours, "/codec/kind")),
+          pca_text(ours),
+          calibrated ? text(field(state, "code_bytes")) : "-",
+          calibrated ? "yes" : "no",
+          index.empty() || index == "-" ? "flat" : index};
+}
+
+/// "a.b  value" lines for every leaf of a settings object.
+void flatten(const json& j, const std::string& prefix, std::vector<std::pair<std::string, std::string>>* out) {
+  if (j.is_object() && !j.empty()) {
+    for (const auto& [k, v] : j.items()) flatten(v, prefix.empty() ? k : prefix + "." + k, out);
+    return;
+  }
+  out->emplace_back(prefix, j.is_null() ? "none" : text(j));
+}
+
+void print_section(const std::string& title, const std::vector<std::pair<std::string, std::string>>& lines) {
+  std::size_t width = 0;
+  for (const auto& [k, v] : lines) width = std::max(width, k.size());
+  std::string out = title + "\n";
+  for (const auto& [k, v] : lines) out += fmt::format("  {:<{}}  {}\n", k, width, v);
+  std::fputs(out.c_str(), stdout);
+}
+
+void print_details(const std::string& name, const std::string& url, const json& info, const json& recal) {
+  const json& ours = at_path(info, "/config/vecstash");
+  const json& state = field(ours, "state");
+  auto dim = vector_size(info);
+  const json& vectors = at_path(info, "/config/params/vectors");
+  std::string vector_text =
+      fmt::format("{} dimensions, {}", dim.is_ok() ? std::to_string(*dim) : "?", vector_distance(info));
+  if (vectors.is_object() && !vectors.contains("size") && vectors.size() == 1) {
+    vector_text += fmt::format(" (named \"{}\")", vectors.begin().key());
+  }
+  print_section(fmt::format("collection '{}' at {}", name, url), {{"status", text(field(info, "status"))},
+                                                                  {"points", text(field(info, "points_count"))},
+                                                                  {"vectors", vector_text}});
+
+  std::vector<std::pair<std::string, std::string>> settings;
+  json shown = ours;
+  shown.erase("state");
+  if (field(shown, "index") == "" || field(shown, "index").is_null()) shown["index"] = "flat (exact scan)";
+  flatten(shown, "", &settings);
+  print_section("settings", settings);
+
+  const bool calibrated = field(state, "calibrated") == true;
+  std::vector<std::pair<std::string, std::string>> st = {
+      {"calibrated", calibrated ? fmt::format("yes (generation {})", text(field(state, "generation"))) : "no"},
+      {"rows", fmt::format("{} (indexed: {})", text(field(state, "rows")), text(field(state, "indexed_rows")))},
+  };
+  if (calibrated) {
+    st.emplace_back("code dimension", fmt::format("{} (explained variance {:.4f})", text(field(state, "code_dim")),
+                                                  number_or(field(state, "explained_variance"), NAN)));
+    st.emplace_back("bytes per code", text(field(state, "code_bytes")));
+  }
+  std::string recal_text = text(field(recal, "state"));
+  if (field(recal, "state") == "running") {
+    recal_text += fmt::format(" ({} of {} rows)", text(field(recal, "done")), text(field(recal, "total")));
+  } else if (field(recal, "state") == "failed") {
+    recal_text += ": " + text(field(recal, "message"));
+  }
+  st.emplace_back("recalibration", recal_text);
+  print_section("state", st);
+
+  const json& mem = field(state, "memory_bytes");
+  const double points = number_or(field(info, "points_count"), 0);
+  std::vector<std::pair<std::string, std::string>> memory;
+  for (const char* part : {"codes", "originals", "ids", "payloads", "index", "total"}) {
+    const double b = number_or(field(mem, part), 0);
+    memory.emplace_back(
+        part, points > 0 ? fmt::format("{:>10}  ({:.1f} bytes/point)", human_bytes(b), b / points) : human_bytes(b));
+  }
+  print_section("memory", memory);
+}
+
+void print_report(const json& r) {
+  auto recall = [](const json& v) {
+    return v.is_number() ? fmt::format("{:.4f}", v.get<double>()) : std::string("n/a");
+  };
+  const std::string k = text(field(r, "k"));
+  std::vector<std::pair<std::string, std::string>> lines = {
+      {"points", text(field(r, "points"))},
+      {"dimension", field(r, "pca_dim") == 0 ? fmt::format("{} (not calibrated yet: no {} codes)",
+                                                           text(field(r, "dim")), text(field(r, "code_kind")))
+                                             : fmt::format("{} -> {} ({} codes)", text(field(r, "dim")),
+                                                           text(field(r, "pca_dim")), text(field(r, "code_kind")))},
+      {"float32 bytes/vector", fmt::format("{:.1f}", number_or(field(r, "float32_bytes_per_vector"), NAN))},
+      {"code bytes/vector", fmt::format("{:.1f}", number_or(field(r, "code_bytes_per_vector"), NAN))},
+      {"RAM bytes/vector", fmt::format("{:.1f} (codes, originals, ids, payloads, index)",
+                                       number_or(field(r, "ram_bytes_per_vector"), NAN))},
+      {"compression ratio", fmt::format("{:.2f}x (float32 / codes)", number_or(field(r, "compression_ratio"), NAN))},
+      {"recall@" + k + " codes", recall(field(r, "recall_at_k"))},
+      {"recall@" + k + " rescored",
+       fmt::format("{} (float32 rescoring, oversampling {}x)", recall(field(r, "recall_at_k_rescored")),
+                   text(field(r, "oversampling")))},
+  };
+  if (const json& note = field(r, "note"); note.is_string() && note != "") lines.emplace_back("note", text(note));
+  print_section(
+      fmt::format("compression report ({} stored points as queries, exact float32 as truth)", text(field(r, "sample"))),
+      lines);
+}
+
+}  // namespace
+
+CLI::App* add_inspect_command(CLI::App& app, InspectArgs& args) {
+  CLI::App* cmd = app.add_subcommand(
+      "inspect", "List the collections of a running server, or show one collection's settings, state and memory");
+  cmd->fallthrough();
+  add_connection_options(cmd, args.connection);
+  auto* collection = cmd->add_option("--collection", args.collection, "Show this collection in detail");
+  cmd->add_flag("--report", args.report, "Also measure the compression report (bytes per vector, recall@k)")
+      ->needs(collection);
+  cmd->add_option("--sample", args.sample, "Stored points used as queries by --report")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100000}))
+      ->needs(collection);
+  cmd->add_option("--k", args.k, "k of recall@k in --report")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1000}))
+      ->needs(collection);
+  cmd->add_flag("--json", args.json, "Print JSON instead of tables");
+  return cmd;
+}
+
+int run_inspect(const InspectArgs& a) {
+  auto client = connect(a.connection);
+  if (!client.is_ok()) {
+    spdlog::error("--url: {}", client.status().message());
+    return kExitUsage;
+  }
+  api::HttpClient& http = *client.value();
+
+  if (a.collection.empty()) {
+    auto list = call(http, api::Method::kGet, "/collections");
+    if (!list.is_ok()) {
+      spdlog::error("cannot list the collections at {}: {}", a.connection.url, list.status().message());
+      return kExitFailure;
+    }
+    json all = json::array();
+    std::vector<std::vector<std::string>> rows;
+    for (const json& c : field(*list, "collections")) {
+      const std::string name = text(field(c, "name"));
+      auto info = get_collection(http, a.connection, name);
+      if (!info.is_ok()) {
+        if (info.status().code() == StatusCode::kNotFound) continue;  // dropped meanwhile
+        spdlog::error("{}: {}", name, info.status().message());
+        return kExitFailure;
+      }
+      rows.push_back(list_row(name, *info));
+      all.push_back({{"name", name}, {"info", *info}});
+    }
+    if (a.json) {
+      std::fputs((all.dump(2, ' ', false, json::error_handler_t::replace) + "\n").c_str(), stdout);
+    } else if (rows.empty()) {
+      std::fputs(fmt::format("no collections at {}\n", a.connection.url).c_str(), stdout);
+    } else {
+      print_table({"name", "points", "distance", "dim", "codes", "pca dim", "bytes/code", "calibrated", "index"}, rows,
+                  {false, true, false, true, false, true, true, false, false});
+    }
+    return 0;
+  }
+
+  auto info = get_collection(http, a.connection, a.collection);
+  if (!info.is_ok()) {
+    spdlog::error("{}", info.status().message());
+    return kExitFailure;
+  }
+  auto recal = call(http, api::Method::kGet, collection_path(a.collection, "/recalibration"));
+  if (!recal.is_ok()) {
+    spdlog::error("recalibration state of '{}': {}", a.collection, recal.status().message());
+    return kExitFailure;
+  }
+  json report;
+  if (a.report) {
+    const auto start = Clock::now();
+    auto r = call(http, api::Method::kGet,
+                  collection_path(a.collection, fmt::format("/compression?sample={}&k={}", a.sample, a.k)));
+    if (!r.is_ok()) {
+      spdlog::error("compression report of '{}': {}", a.collection, r.status().message());
+      return kExitFailure;
+    }
+    spdlog::debug("compression report in {:.2f} s", seconds_since(start));
+    report = std::move(r).value();
+  }
+  if (a.json) {
+    json out = {{"name", a.collection}, {"info", *info}, {"recalibration", *recal}};
+    if (a.report) out["compression"] = report;
+    std::fputs((out.dump(2, ' ', false, json::error_handler_t::replace) + "\n").c_str(), stdout);
+    return 0;
+  }
+  print_details(a.collection, a.connection.url, *info, *recal);
+  if (a.report) print_report(report);
+  return 0;
+}
+
+}  // namespace vecstash::tools
