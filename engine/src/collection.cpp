@@ -1,10 +1,10 @@
 #include "vecstash/engine/collection.h"
 
 #include <algorithm>
-#include <random>
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <random>
 
 #include "engine_shared.h"
 #include "vecstash/common/blob.h"
@@ -515,7 +515,36 @@ Status Collection::upsert(std::span<const PointInput> input, const WriteOptions&
   if (!state && live_count_ >= config_.calibration_sample) {
     VECSTASH_RETURN_IF_ERROR(with_collection(calibrate_locked(config_.calibration_sample), name_));
   }
+  schedule_compaction_locked();
   return Status::ok();
+}
+
+void Collection::schedule_compaction_locked() {
+  // As Qdrant's vacuum optimizer: at least 1,000 dead rows and at least 20 % of all rows.
+  constexpr std::size_t kMinDeadRows = 1000;
+  const std::size_t dead = rows_ - live_count_;
+  if (dropped_ || dead < kMinDeadRows || dead * 5 < rows_) return;
+  {
+    std::lock_guard lock(recal_mu_);
+    if (compaction_queued_ || recal_.state == RecalibrationState::kRunning) return;
+    compaction_queued_ = true;
+  }
+  const Status s = shared_->pool->submit([this] {
+    const auto reclaimed = compact();
+    if (!reclaimed.is_ok()) {
+      log(LogLevel::kWarn, "background compaction: " + reclaimed.status().to_string());
+    } else {
+      log(LogLevel::kDebug, "collection '" + name_ + "': compacted " + std::to_string(reclaimed.value()) + " dead rows");
+    }
+    std::lock_guard lock(recal_mu_);
+    compaction_queued_ = false;
+    recal_cv_.notify_all();
+  });
+  if (!s.is_ok()) {
+    std::lock_guard lock(recal_mu_);
+    compaction_queued_ = false;  // the next write tries again
+    recal_cv_.notify_all();
+  }
 }
 
 std::vector<std::size_t> Collection::live_row_list() const {
@@ -558,11 +587,14 @@ Result<std::size_t> Collection::erase(std::span<const PointId> ids, const WriteO
   }
   if (rows.empty()) return std::size_t{0};
   VECSTASH_RETURN_IF_ERROR(with_collection(shared_->store->write(batch, durability_of(options)), name_));
-  std::unique_lock lock(mu_);
-  for (std::size_t row : rows) {
-    id_to_row_.erase(row_ids_[row], row_ids_);
-    kill_row_locked(row);
+  {
+    std::unique_lock lock(mu_);
+    for (std::size_t row : rows) {
+      id_to_row_.erase(row_ids_[row], row_ids_);
+      kill_row_locked(row);
+    }
   }
+  schedule_compaction_locked();
   return rows.size();
 }
 
@@ -809,7 +841,7 @@ RecalibrationProgress Collection::recalibration_progress() const {
 
 void Collection::wait_for_recalibration() const {
   std::unique_lock lock(recal_mu_);
-  recal_cv_.wait(lock, [this] { return recal_.state != RecalibrationState::kRunning; });
+  recal_cv_.wait(lock, [this] { return recal_.state != RecalibrationState::kRunning && !compaction_queued_; });
 }
 
 // ---- the approximate index ----------------------------------------------------------------------

@@ -158,6 +158,7 @@ Status Engine::drop_collection(const std::string& name) {
     std::lock_guard write_lock(c->write_mu_);
     c->dropped_ = true;
   }
+  c->wait_for_recalibration();  // a compaction scheduled by a write just before the drop
   storage::Store& store = *shared_->store;
   const std::uint32_t cid = c->cid_;
   // The config key goes first (synced): after it the collection is gone even if the range deletes

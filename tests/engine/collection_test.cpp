@@ -301,6 +301,51 @@ TEST(Collection, UpsertReplacesAndDeleteRemovesEverywhere) {
             StatusCode::kNotFound);
 }
 
+TEST(Collection, ReplacementsAreCompactedInTheBackground) {
+  TempDir dir;
+  auto engine = open_engine(dir.path());
+  ASSERT_TRUE(engine);
+  auto c = engine->create_collection("c", config_for(8, Metric::kIp, CodeKind::kI8, 100));
+  ASSERT_TRUE(c.is_ok());
+  const Matrix base = clustered(500, 8, 5);
+  ASSERT_TRUE((*c)->upsert(points_of(base, 0)).is_ok());
+  // Replacing the same 500 points over and over leaves dead rows; past 1,000 dead rows and 20 % of
+  // the rows a compaction runs on the pool.
+  for (int round = 0; round < 2; ++round) ASSERT_TRUE((*c)->upsert(points_of(base, 0)).is_ok());
+  (*c)->wait_for_recalibration();
+  CollectionInfo info = (*c)->info();
+  EXPECT_EQ(info.points, 500u);
+  EXPECT_EQ(info.rows, 500u) << "the 1,000 dead rows were not reclaimed";
+  // Below the threshold nothing runs.
+  ASSERT_TRUE((*c)->upsert(points_of(base, 0)).is_ok());
+  (*c)->wait_for_recalibration();
+  EXPECT_EQ((*c)->info().rows, 1000u);
+  // Deletes count too; a compaction changes no result.
+  std::vector<PointId> gone;
+  for (std::size_t i = 400; i < 500; ++i) gone.push_back(PointId::number(i));
+  ASSERT_TRUE((*c)->erase(gone).is_ok());
+  SearchRequest req;
+  req.queries = {base.row(3), 8};
+  req.nq = 1;
+  req.limit = 5;
+  auto before = (*c)->search(req);
+  ASSERT_TRUE(before.is_ok());
+  // 1,000 rows, 600 dead; 400 replacements make 1,400 rows with 1,000 dead.
+  const std::vector<PointInput> all = points_of(base, 0);
+  ASSERT_TRUE((*c)->upsert(std::span<const PointInput>(all).subspan(0, 400)).is_ok());
+  (*c)->wait_for_recalibration();
+  info = (*c)->info();
+  EXPECT_EQ(info.points, 400u);
+  EXPECT_EQ(info.rows, 400u);
+  auto after = (*c)->search(req);
+  ASSERT_TRUE(after.is_ok());
+  ASSERT_EQ((*after)[0].size(), (*before)[0].size());
+  for (std::size_t i = 0; i < (*after)[0].size(); ++i) {
+    EXPECT_EQ((*after)[0][i].id, (*before)[0][i].id);
+    EXPECT_FLOAT_EQ((*after)[0][i].score, (*before)[0][i].score);
+  }
+}
+
 TEST(Collection, UuidIdsAndLastWriteWinsWithinABatch) {
   TempDir dir;
   auto engine = open_engine(dir.path());

@@ -192,11 +192,12 @@ class Collection {
   /// the engine's pool (needs kept originals). Searches keep running on the old codes; writes wait.
   Status start_recalibration();
   RecalibrationProgress recalibration_progress() const;
-  /// Block until no recalibration is running.
+  /// Block until no background work (recalibration, automatic compaction) is queued or running.
   void wait_for_recalibration() const;
   /// (Re)build the approximate index over all live rows now and persist a snapshot of it.
   Status build_index();
-  /// Renumber rows to drop dead ones (and rebuild the index). Returns the rows reclaimed.
+  /// Renumber rows to drop dead ones (and rebuild the index). Returns the rows reclaimed. Writes also
+  /// schedule it on the engine's pool once dead rows are at least 1,000 and 20 % of all rows.
   Result<std::size_t> compact();
   /// Persist the approximate index so the next open loads it instead of rebuilding (the engine
   /// does this on close; rows added after a snapshot are re-added on open).
@@ -231,6 +232,7 @@ class Collection {
   std::vector<float> reconstruct(std::size_t row) const;
   std::optional<nlohmann::json> payload_of(std::size_t row) const;
   void kill_row_locked(std::size_t row);
+  void schedule_compaction_locked();  // caller holds write_mu_
   Status check_not_dropped() const;
   std::vector<std::size_t> live_row_list() const;  // live rows in order; caller holds a lock
   /// Exact scan on the GPU; false (with the CPU to be used) when there is none or it failed.
@@ -266,6 +268,7 @@ class Collection {
   mutable std::mutex recal_mu_;
   mutable std::condition_variable recal_cv_;
   RecalibrationProgress recal_;
+  bool compaction_queued_ = false;  // guarded by recal_mu_
 };
 
 }  // namespace vecstash::engine
