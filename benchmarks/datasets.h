@@ -54,12 +54,17 @@ struct DatasetOptions {
   std::size_t max_queries = 0;
   /// Seed for choosing self-queries.
   std::uint64_t seed = 42;
+  /// Where benchmarks/embed/embed_beir.py caches locally made embeddings (scifact-minilm, ...).
+  /// Empty: $VECSTASH_EMBEDDINGS, else ~/.cache/vecstash/embeddings.
+  std::filesystem::path embeddings_root;
 };
 
 inline constexpr std::size_t kDefaultSelfQueries = 100;
 
 /// Names accepted by load_named_dataset, in a stable order.
 std::vector<std::string> named_datasets();
+/// The embeddings cache: $VECSTASH_EMBEDDINGS, else ~/.cache/vecstash/embeddings.
+std::filesystem::path default_embeddings_root();
 /// The four sets of the standard report (`--dataset all`).
 std::vector<std::string> standard_datasets();
 /// One line describing a named set (metric, sizes, ground truth), for --help.
@@ -79,7 +84,8 @@ Result<Dataset> load_files_dataset(const std::filesystem::path& base, const std:
                                    std::size_t max_queries = 0);
 
 /// A BEIR-style folder of embeddings in the vecstash layout: corpus.fvecs + corpus_ids.txt,
-/// queries_<split>.fvecs + queries_<split>_ids.txt, optional groundtruth_<split>_cosine_top100.ivecs,
+/// queries_<split>.fvecs + queries_<split>_ids.txt (or queries.fvecs + queries_ids.txt, the split's
+/// queries, as benchmarks/embed/embed_beir.py writes them), optional groundtruth_<split>_cosine_top100.ivecs,
 /// and the qrels TSV `qrels_tsv`. Metric kCos.
 Result<Dataset> load_beir_embeddings(const std::filesystem::path& folder, const std::filesystem::path& qrels_tsv,
                                      std::string_view split = "test", std::size_t max_queries = 0);

@@ -42,6 +42,7 @@ constexpr int kExitUsage = 2;
 struct CompressionArgs {
   std::string dataset;
   std::string data_root = "../shared/data";
+  std::string embeddings_root;
   std::string base;
   std::string queries;  // a count N or, with --base, a query file
   std::string groundtruth;
@@ -115,6 +116,7 @@ std::string dataset_help() {
 struct SearchArgs {
   std::string datasets = "glove100k,sift10k";
   std::string data_root = "../shared/data";
+  std::string embeddings_root;
   std::size_t queries = 1000;
   std::string kinds = "f32,e4m3,i8,b1";
   std::string approximate = "i8:HNSW32,e4m3:HNSW32,b1:BHNSW32";
@@ -172,6 +174,7 @@ int run_bench_search(const SearchArgs& args) {
   for (const auto& name : split_names(args.datasets)) {
     bench::DatasetOptions dopt;
     dopt.data_root = args.data_root;
+    dopt.embeddings_root = args.embeddings_root;
     dopt.max_queries = args.queries;
     auto ds = name == "synthetic" ? vecstash::Result<bench::Dataset>(bench::make_synthetic_dataset(args.synthetic_rows, args.synthetic_dim, args.queries, 42))
                                   : bench::load_named_dataset(name, dopt);
@@ -312,6 +315,7 @@ int run_bench_compression(const CompressionArgs& args) {
     } else {
       bench::DatasetOptions dopt;
       dopt.data_root = args.data_root;
+      dopt.embeddings_root = args.embeddings_root;
       dopt.max_queries = max_queries;
       dopt.seed = args.seed;
       spdlog::info("loading {} from {}", job.name, dopt.data_root.string());
@@ -393,6 +397,9 @@ int main(int argc, char** argv) {
                                               "Named data set(s), comma-separated, or 'all' (the four standard "
                                               "sets; missing ones are skipped)");
   compression->add_option("--data-root", args.data_root, "Folder of the named data sets")->capture_default_str();
+  compression->add_option("--embeddings-root", args.embeddings_root,
+                          "Cache of locally made embeddings (scifact-minilm, scifact-wordllama; "
+                          "benchmarks/embed/embed_beir.py). Default: $VECSTASH_EMBEDDINGS or ~/.cache/vecstash/embeddings");
   auto* base_opt = compression->add_option("--base", args.base, "Generic: base vectors (.fvecs/.bvecs[.gz])");
   compression->add_option("--queries", args.queries,
                           "N: use the first N queries (self-queries for sets without queries); "
@@ -446,6 +453,8 @@ int main(int argc, char** argv) {
   search->add_option("--dataset", sargs.datasets, "Named data sets, comma-separated (or 'synthetic')")
       ->capture_default_str();
   search->add_option("--data-root", sargs.data_root, "Folder of the named data sets")->capture_default_str();
+  search->add_option("--embeddings-root", sargs.embeddings_root,
+                     "Cache of locally made embeddings (default: $VECSTASH_EMBEDDINGS or ~/.cache/vecstash/embeddings)");
   search->add_option("--queries", sargs.queries, "Use the first N queries")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}));

@@ -355,6 +355,34 @@ TEST_F(BeirFiles, LoadsAFolder) {
   EXPECT_EQ(first2->qrels.size(), 2u);
 }
 
+TEST_F(BeirFiles, LocallyEmbeddedSetsUseTheCacheAndTheSharedQrels) {
+  // embed_beir.py's layout: queries.fvecs + queries_ids.txt, under <cache>/scifact-minilm.
+  make_beir(dir_, 3);
+  const fs::path cache = dir_ / "cache" / "scifact-minilm";
+  fs::create_directories(cache);
+  fs::copy_file(dir_ / "emb" / "corpus.fvecs", cache / "corpus.fvecs");
+  fs::copy_file(dir_ / "emb" / "corpus_ids.txt", cache / "corpus_ids.txt");
+  fs::copy_file(dir_ / "emb" / "queries_test.fvecs", cache / "queries.fvecs");
+  fs::copy_file(dir_ / "emb" / "queries_test_ids.txt", cache / "queries_ids.txt");
+  fs::create_directories(dir_ / "data" / "scifact" / "qrels");
+  fs::copy_file(dir_ / "test.tsv", dir_ / "data" / "scifact" / "qrels" / "test.tsv");
+  DatasetOptions opt;
+  opt.data_root = dir_ / "data";
+  opt.embeddings_root = dir_ / "cache";
+  auto ds = load_named_dataset("scifact-minilm", opt);
+  ASSERT_TRUE(ds.is_ok()) << ds.status().to_string();
+  EXPECT_EQ(ds->name, "scifact-minilm");
+  EXPECT_EQ(ds->queries.rows, 3u);
+  ASSERT_EQ(ds->qrels.size(), 3u);
+  EXPECT_EQ(ds->qrels[2][0].row, 1);
+  // Not made yet: NotFound saying how to make it.
+  auto missing = load_named_dataset("scifact-wordllama", opt);
+  ASSERT_FALSE(missing.is_ok());
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find("embed_beir.py --model wordllama"), std::string::npos)
+      << missing.status().message();
+}
+
 TEST_F(BeirFiles, IdCountMismatchIsCorruption) {
   make_beir(dir_, 2);
   auto ds = load_beir_embeddings(dir_ / "emb", dir_ / "test.tsv");
