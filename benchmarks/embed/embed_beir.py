@@ -89,19 +89,6 @@ def find_file(data: Path, name: str) -> Path:
     raise FileNotFoundError(f"{name}[.gz] not found in {data}")
 
 
-def read_qrels(path: Path) -> dict[str, dict[str, int]]:
-    qrels: dict[str, dict[str, int]] = {}
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            parts = line.rstrip("\n").split("\t")
-            if i == 0 and parts[0] == "query-id":
-                continue
-            if len(parts) < 3:
-                continue
-            qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
-    return qrels
-
-
 def load_beir(data: Path, split: str = "test"):
     corpus = list(read_jsonl(find_file(data, "corpus.jsonl")))
     queries = list(read_jsonl(find_file(data, "queries.jsonl")))

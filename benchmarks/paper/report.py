@@ -27,6 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
+# The embeddings' readers live with the embedding scripts.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "embed"))
+from evaluate import read_fvecs, read_ids, read_qrels  # noqa: E402
+
 # Retention of nDCG@10 reported by the paper (MTEB retrieval), for bge-small-en-v1.5 and
 # nomic-embed-text-v1.5. Their int8 truncates and scores raw unsigned codes; their binary is scored
 # without rescoring.
@@ -45,27 +49,6 @@ PLAIN_CAST = {"e4m3": "e4m3:none", "e5m2": "e5m2:none", "b1": "b1:hamming"}
 PCA_ORDER = ["none", "100", "75", "50", "25"]
 COLORS = {"f16": "#1f77b4", "bf16": "#17becf", "e4m3": "#2ca02c", "e5m2": "#bcbd22", "i8": "#d62728",
           "b1": "#9467bd", "f32": "#7f7f7f"}
-
-
-def read_fvecs(path: Path) -> np.ndarray:
-    raw = np.fromfile(path, dtype=np.int32)
-    dim = int(raw[0])
-    return raw.reshape(-1, dim + 1)[:, 1:].copy().view(np.float32)
-
-
-def read_ids(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
-
-
-def read_qrels(path: Path) -> dict[str, dict[str, int]]:
-    out: dict[str, dict[str, int]] = defaultdict(dict)
-    with open(path) as f:
-        for i, line in enumerate(f):
-            parts = line.split()
-            if i == 0 and parts[0] == "query-id":
-                continue
-            out[parts[0]][parts[1]] = int(parts[2])
-    return out
 
 
 def ndcg_at_10(ranked: np.ndarray, qids: list[str], dids: list[str], qrels: dict[str, dict[str, int]]) -> float:
