@@ -65,6 +65,8 @@ _set_blas_threads()
 
 import numpy as np  # noqa: E402  (after the BLAS thread setting)
 
+from evaluate import read_qrels  # noqa: E402  (benchmarks/embed/evaluate.py: one reader of the qrels)
+
 
 def log(msg: str) -> None:
     print(f"[embed] {msg}", file=sys.stderr, flush=True)
