@@ -725,7 +725,8 @@ def exact_report(res: Results, vrows: list[dict]) -> list[str]:
               "bits, which is cheaper and less accurate. vecstash's i8 is calibrated per dimension (affine "
               "min/max); FAISS SQ8 is per-dimension min/max too; USearch i8 stores trunc(127 x/‖x‖). FAISS "
               "IndexFlatIP takes BLAS (sgemm) for a batch only from `distance_compute_blas_threshold` queries on: "
-              "the *(BLAS)* row sets it to 20, as in FAISS releases before 1.15.", ""]
+              "the *(BLAS)* row sets it to 20, the default of earlier FAISS releases (Debian's 1.7.3 among "
+              "them).", ""]
 
     def by(cfg):
         for r in vx:
@@ -930,7 +931,8 @@ def main(args):
 
     mach, ver = machine(), versions()
     lines = ["# vecstash against FAISS, hnswlib, USearch and LanceDB on glove100k", ""]
-    lines += [f"Run {started:%Y-%m-%d %H:%M} UTC at commit {git_head()}, {THREADS} thread(s) for every library, "
+    lines += [f"Run {started:%Y-%m-%d %H:%M} UTC (repository at {git_head()}; the vecstash binary is described "
+              f"below), {THREADS} thread(s) for every library, "
               f"{queries.shape[0]:,} queries, {base.shape[0]:,} × {base.shape[1]} base vectors (cosine: rows and "
               f"queries normalised), recall@{K}, queries/s the fastest of repeated batches of all queries "
               f"(--min-time {args.min_time}). Whole run: {load['wall_s'] / 60:.1f} min "
