@@ -813,6 +813,12 @@ Result<json> Service::Impl::create_collection(Call& c) {
       if (m.value() < 2 || m.value() > 256) return bad("Wrong input: hnsw_config.m must be 0 or in [2, 256]");
       const bool binary = ej.contains("codec") && ej["codec"].value("kind", "") == "b1";
       ej["index"] = (binary ? "BHNSW" : "HNSW") + std::to_string(m.value());
+      auto efc = read_count(*hnsw, "ef_construct", 0);
+      if (!efc) return efc.status();
+      if (efc.value() > 0 && !ej.contains("hnsw_ef_construction")) {
+        if (efc.value() > 4096) return bad("Wrong input: hnsw_config.ef_construct must be at most 4096");
+        ej["hnsw_ef_construction"] = efc.value();
+      }
     }
   }
   auto cfg = engine::config_from_json(ej);
@@ -870,7 +876,10 @@ Result<json> Service::Impl::collection_info(Call& c) {
         {"replication_factor", 1},
         {"write_consistency_factor", 1},
         {"on_disk_payload", false}}},
-      {"hnsw_config", {{"m", m}, {"ef_construct", 100}, {"full_scan_threshold", 10000}}},
+      {"hnsw_config",
+       {{"m", m},
+        {"ef_construct", m == 0 ? 100 : (cfg.hnsw_ef_construction > 0 ? cfg.hnsw_ef_construction : 40)},
+        {"full_scan_threshold", 10000}}},
       {"optimizer_config",
        {{"deleted_threshold", 0.2},
         {"vacuum_min_vector_number", 1000},

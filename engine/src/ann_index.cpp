@@ -837,6 +837,20 @@ const std::string& AnnIndex::spec() const noexcept { return impl_->spec; }
 std::size_t AnnIndex::dim() const noexcept { return impl_->dim; }
 Metric AnnIndex::metric() const noexcept { return impl_->metric; }
 
+int AnnIndex::ef_construction() const noexcept {
+  return impl_->hnsw != nullptr ? impl_->hnsw->efConstruction : 0;
+}
+
+Status AnnIndex::set_ef_construction(int ef) {
+  Impl& m = *impl_;
+  if (m.hnsw == nullptr) return Status::invalid_argument(m.name() + " is not an HNSW index: efConstruction does not apply");
+  if (ef < 1 || ef > 4096) return Status::invalid_argument("HNSW efConstruction must be in [1, 4096], got " + std::to_string(ef));
+  if (m.ntotal() > 0) return Status::invalid_argument(m.name() + ": efConstruction is set before rows are added");
+  // The walk reads the graph through const pointers; the build parameter lives in the same struct.
+  const_cast<faiss::HNSW*>(m.hnsw)->efConstruction = ef;
+  return Status::ok();
+}
+
 Result<std::unique_ptr<AnnIndex>> AnnIndex::create(std::string_view spec, std::size_t dim, Metric metric) {
   VECSTASH_RETURN_IF_ERROR(check_create_args(spec, dim, metric));
   auto impl = std::make_unique<Impl>();

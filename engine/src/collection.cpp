@@ -855,6 +855,9 @@ Result<std::unique_ptr<AnnIndex>> Collection::build_ann(const State& state, std:
                                   binary ? Metric::kHamming : final_metric(config_));
   if (!created.is_ok()) return with_collection(created.status(), name_);
   std::unique_ptr<AnnIndex> index = std::move(*created);
+  if (config_.hnsw_ef_construction > 0) {
+    VECSTASH_RETURN_IF_ERROR(with_collection(index->set_ef_construction(config_.hnsw_ef_construction), name_));
+  }
   std::vector<std::int64_t> labels(rows.begin(), rows.end());
   std::vector<std::uint8_t> packed(rows.size() * cs);
   for (std::size_t i = 0; i < rows.size(); ++i) std::memcpy(packed.data() + i * cs, codes.data() + rows[i] * cs, cs);

@@ -80,7 +80,13 @@ Status CollectionConfig::validate() const {
   if (metric != Metric::kCos && metric != Metric::kIp && metric != Metric::kL2) {
     return Status::invalid_argument("metric must be cos, ip or l2 (hamming is a scoring mode of b1 codes)");
   }
-  if (vector_name && vector_name->size() > 255) return Status::invalid_argument("vector_name must have at most 255 characters");
+  if (hnsw_ef_construction < 0 || hnsw_ef_construction > 4096) {
+    return Status::invalid_argument("hnsw_ef_construction must be in [0, 4096] (0 = FAISS's default, 40)");
+  }
+  if (hnsw_ef_construction > 0 && index.find("HNSW") == std::string::npos) {
+    return Status::invalid_argument("hnsw_ef_construction applies to HNSW index strings only (index is '" + index + "')");
+  }
+    if (vector_name && vector_name->size() > 255) return Status::invalid_argument("vector_name must have at most 255 characters");
   if (pca.components > dim) {
     return Status::invalid_argument("pca.components (" + std::to_string(pca.components) +
                                     ") must not exceed dim (" + std::to_string(dim) + ")");
@@ -120,7 +126,7 @@ Result<CollectionConfig> config_from_json(const json& j) {
   CollectionConfig c;
   VECSTASH_RETURN_IF_ERROR(check_keys(j, "collection config",
                                       {"dim", "metric", "pca", "codec", "keep_originals", "calibration_sample",
-                                       "index", "search", "vector_name"}));
+                                       "index", "hnsw_ef_construction", "search", "vector_name"}));
   if (!j.contains("dim")) return Status::invalid_argument("dim is required");
   VECSTASH_RETURN_IF_ERROR(read_uint(j, "dim", "", &c.dim));
   if (j.contains("metric")) {
@@ -159,6 +165,7 @@ Result<CollectionConfig> config_from_json(const json& j) {
   VECSTASH_RETURN_IF_ERROR(read_bool(j, "keep_originals", "", &c.keep_originals));
   VECSTASH_RETURN_IF_ERROR(read_uint(j, "calibration_sample", "", &c.calibration_sample));
   VECSTASH_RETURN_IF_ERROR(read_string(j, "index", "", &c.index));
+  VECSTASH_RETURN_IF_ERROR(read_int(j, "hnsw_ef_construction", "", &c.hnsw_ef_construction));
   if (j.contains("vector_name") && !j.at("vector_name").is_null()) {
     std::string name;
     VECSTASH_RETURN_IF_ERROR(read_string(j, "vector_name", "", &name));
@@ -192,6 +199,7 @@ json config_to_json(const CollectionConfig& c) {
   j["keep_originals"] = c.keep_originals;
   j["calibration_sample"] = c.calibration_sample;
   j["index"] = c.index;
+  j["hnsw_ef_construction"] = c.hnsw_ef_construction;
   j["vector_name"] = c.vector_name ? json(*c.vector_name) : json(nullptr);
   j["search"] = {{"oversampling", c.search.oversampling},
                  {"rescore", c.search.rescore},

@@ -159,6 +159,12 @@ TEST_F(ServiceTest, CollectionInfoHasWhatTheClientsRequire) {
   EXPECT_EQ(bq["vecstash"]["codec"]["kind"], "b1");
   EXPECT_EQ(bq["vecstash"]["index"], "BHNSW16");
   EXPECT_EQ(bq["hnsw_config"]["m"], 16);
+  EXPECT_EQ(bq["hnsw_config"]["ef_construct"], 40);  // FAISS's default when none is asked for
+  create("hq", 16, "Dot", {{"hnsw_config", {{"m", 8}, {"ef_construct", 120}}}});
+  const json hq = ok(Method::kGet, "/collections/hq")["config"];
+  EXPECT_EQ(hq["vecstash"]["index"], "HNSW8");
+  EXPECT_EQ(hq["vecstash"]["hnsw_ef_construction"], 120);
+  EXPECT_EQ(hq["hnsw_config"]["ef_construct"], 120);
   EXPECT_TRUE(bq["quantization_config"].contains("binary"));
 
   EXPECT_EQ(ok(Method::kDelete, "/collections/sq"), true);

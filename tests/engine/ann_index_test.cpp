@@ -237,6 +237,28 @@ INSTANTIATE_TEST_SUITE_P(
                       // Fast-scan IVF takes no selector or per-query nprobe: oversample + post-filter.
                       FloatCase{"IVF16,PQ8x4fs", Metric::kL2, {}, 0.1, false, false}));
 
+TEST(AnnIndexBuild, EfConstructionIsSetBeforeRowsAndOnlyForHnsw) {
+  auto index = AnnIndex::create("HNSW16", 8, Metric::kL2);
+  ASSERT_TRUE(index.is_ok());
+  EXPECT_EQ((*index)->ef_construction(), 40);  // FAISS's default
+  ASSERT_TRUE((*index)->set_ef_construction(150).is_ok());
+  EXPECT_EQ((*index)->ef_construction(), 150);
+  EXPECT_FALSE((*index)->set_ef_construction(0).is_ok());
+  EXPECT_FALSE((*index)->set_ef_construction(5000).is_ok());
+  const std::vector<float> rows(8 * 3, 0.5f);
+  const std::vector<std::int64_t> labels = {0, 1, 2};
+  ASSERT_TRUE((*index)->add(labels, MatrixView<const float>(rows.data(), 3, 8)).is_ok());
+  EXPECT_FALSE((*index)->set_ef_construction(100).is_ok()) << "after rows were added";
+  auto flat = AnnIndex::create("Flat", 8, Metric::kL2);
+  ASSERT_TRUE(flat.is_ok());
+  EXPECT_EQ((*flat)->ef_construction(), 0);
+  EXPECT_FALSE((*flat)->set_ef_construction(100).is_ok());
+  auto bin = AnnIndex::create("BHNSW16", 64, Metric::kHamming);
+  ASSERT_TRUE(bin.is_ok());
+  EXPECT_TRUE((*bin)->set_ef_construction(64).is_ok());
+  EXPECT_EQ((*bin)->ef_construction(), 64);
+}
+
 TEST(AnnIndex, HnswHonoursPerQueryEfBeyondTheStoredDefault) {
   // FAISS 1.7.3's own search caps the candidate queue at the stored efSearch (16), which holds
   // recall near 0.95 here whatever SearchParametersHNSW says; our walk does not.

@@ -673,6 +673,8 @@ TEST(Config, JsonRoundTripAndErrorsNameTheKey) {
   auto cfg = config_for(128, Metric::kL2, CodeKind::kE4M3);
   cfg.pca.variance_fraction = 0.95;
   cfg.index = "HNSW32";
+  cfg.hnsw_ef_construction = 100;
+  cfg.vector_name = "text";
   cfg.keep_originals = false;
   auto back = config_from_json(config_to_json(cfg));
   ASSERT_TRUE(back.is_ok()) << back.status().to_string();
@@ -686,6 +688,11 @@ TEST(Config, JsonRoundTripAndErrorsNameTheKey) {
   r = config_from_json(json{{"dim", "8"}});
   EXPECT_FALSE(r.is_ok());
   r = config_from_json(json{{"dim", 8}, {"pca", {{"variance_fraction", 1.5}}}});
+  EXPECT_FALSE(r.is_ok());
+  r = config_from_json(json{{"dim", 8}, {"hnsw_ef_construction", 100}});  // no HNSW index
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_NE(r.status().message().find("hnsw_ef_construction"), std::string::npos);
+  r = config_from_json(json{{"dim", 8}, {"index", "HNSW16"}, {"hnsw_ef_construction", 5000}});
   EXPECT_FALSE(r.is_ok());
 }
 

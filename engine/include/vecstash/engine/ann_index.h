@@ -90,6 +90,11 @@ class AnnIndex {
   /// Float dimension, or number of bits for a binary index.
   std::size_t dim() const noexcept;
   Metric metric() const noexcept;
+  /// HNSW build breadth (efConstruction) of an HNSW or binary HNSW index; 0 for other kinds.
+  int ef_construction() const noexcept;
+  /// Set efConstruction before rows are added (FAISS's default is 40). InvalidArgument for a value
+  /// outside [1, 4096], for an index that is not HNSW, or once rows were added.
+  Status set_ef_construction(int ef);
 
   /// Train on a sample (rows x dim, finite values). A no-op when the index is already trained
   /// (including indexes that need no training): an index is never retrained. IVF needs at least

@@ -53,6 +53,9 @@ struct CollectionConfig {
   /// FAISS factory-style index string ("" = exact search only): HNSW32, HNSW32,SQ8, IVF1024,Flat,
   /// IVF1024,SQ8, BHNSW32, BIVF1024 (binary ones need b1 codes). Default "".
   std::string index;
+  /// HNSW build breadth (efConstruction) for HNSW index strings; 0 = FAISS's default (40). Larger
+  /// builds slower and gives a better graph (Qdrant's hnsw_config.ef_construct). [0, 4096].
+  int hnsw_ef_construction = 0;
   SearchDefaults search;
   /// Name of the (single) dense vector as the REST API exposes it: nullopt (the default) = an
   /// unnamed vector (plain arrays in JSON); a string, "" included, = a named vector ({"name": [...]}),
@@ -68,7 +71,7 @@ struct CollectionConfig {
 
 /// JSON form: {"dim":..,"metric":"cos|ip|l2","pca":{"components":..,"variance_fraction":..},
 /// "codec":{"kind":"i8","scale":"vector","fp8_center":true,"int8_clip_percent":0},
-/// "keep_originals":true,"calibration_sample":10000,"index":"","search":{...},"vector_name":null}.
+/// "keep_originals":true,"calibration_sample":10000,"index":"","hnsw_ef_construction":0,"search":{...},"vector_name":null}.
 /// Missing keys take the defaults; unknown keys and wrong types are InvalidArgument naming the key.
 Result<CollectionConfig> config_from_json(const nlohmann::json& j);
 nlohmann::json config_to_json(const CollectionConfig& config);
