@@ -278,6 +278,7 @@ Result<std::vector<SearchBenchRow>> run_search_bench(const Dataset& d, const Sea
     if (!kind.is_ok()) return kind.status();
     auto cfg = base_config(*kind);
     cfg.index = spec.substr(colon + 1);
+    if (cfg.index.find("HNSW") != std::string::npos) cfg.hnsw_ef_construction = o.hnsw_ef_construction;
     auto loaded = load_collection(d, o, d.name + "-ann-" + std::to_string(rows.size()), cfg, false);
     if (!loaded.is_ok()) return loaded.status();
     auto reopened = reopen(*loaded);

@@ -25,6 +25,7 @@ struct SearchBenchOptions {
   std::vector<int> hnsw_ef = {64, 128};
   int threads = 1;                      ///< kernel threads (FAISS and OpenBLAS get the same)
   std::size_t calibration_sample = 10000;
+  int hnsw_ef_construction = 0;         ///< HNSW build breadth of the approximate collections (0: FAISS's 40)
   std::size_t bulk_batch = 4096;        ///< points per upsert in bulk (relaxed) mode
   std::size_t synced_batch = 256;       ///< points per upsert in synced mode
   bool peers = true;                    ///< run the FAISS references

@@ -125,6 +125,7 @@ struct SearchArgs {
   double oversampling = 4.0;
   int threads = 1;
   std::size_t calibration_sample = 10000;
+  int ef_construction = 0;
   bool no_peers = false;
   double min_time = 0.5;
   std::string work_dir;
@@ -157,6 +158,7 @@ int run_bench_search(const SearchArgs& args) {
   o.oversampling = args.oversampling;
   o.threads = args.threads;
   o.calibration_sample = args.calibration_sample;
+  o.hnsw_ef_construction = args.ef_construction;
   o.peers = !args.no_peers;
   o.min_time = args.min_time;
   o.work_dir = args.work_dir.empty() ? std::filesystem::temp_directory_path() / "vecstash-bench-search"
@@ -469,6 +471,10 @@ int main(int argc, char** argv) {
   search->add_option("--threads", sargs.threads, "Threads for vecstash, FAISS and OpenBLAS (0 = all cores)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
+  search->add_option("--ef-construction", sargs.ef_construction,
+                     "HNSW build breadth of the approximate collections (0 = FAISS's default, 40)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 4096));
   search->add_option("--calibration-sample", sargs.calibration_sample, "Points that calibrate each collection")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{2}, std::size_t{10000000}));
