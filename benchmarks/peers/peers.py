@@ -764,7 +764,7 @@ def exact_report(res: Results, vrows: list[dict]) -> list[str]:
     return lines
 
 
-def approximate_report(res: Results, vrows: list[dict]) -> list[str]:
+def approximate_report(res: Results, vrows: list[dict], ef_construction: int) -> list[str]:
     lines = ["## Approximate search (HNSW)", ""]
     series = {}  # (system, config) -> list of (config, ef, qps, recall)
     builds = {}
@@ -786,7 +786,7 @@ def approximate_report(res: Results, vrows: list[dict]) -> list[str]:
     for (system, cfg), b in builds.items():
         if system == "vecstash":
             vps, bpv, cb = b
-            rows.append([system, cfg + f" (efConstruction {args.ef_construction}, through the engine)",
+            rows.append([system, cfg + f" (efConstruction {ef_construction}, through the engine)",
                          fmt_num(n / vps, 1), fq(vps), fmt_num(bpv, 1), fmt_num(cb)])
         else:
             s, bpv, cb = b
@@ -958,7 +958,7 @@ def main(args):
     if "exact" in args.sections:
         lines += exact_report(res, vrows)
     if "approximate" in args.sections:
-        lines += approximate_report(res, vrows)
+        lines += approximate_report(res, vrows, args.ef_construction)
     if "ingest" in args.sections:
         lines += ingest_report(res, vrows)
     if res.notes:
