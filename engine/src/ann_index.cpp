@@ -837,6 +837,18 @@ const std::string& AnnIndex::spec() const noexcept { return impl_->spec; }
 std::size_t AnnIndex::dim() const noexcept { return impl_->dim; }
 Metric AnnIndex::metric() const noexcept { return impl_->metric; }
 
+std::size_t AnnIndex::memory_bytes() const {
+  const Impl& m = *impl_;
+  if (m.hnsw == nullptr) return serialize().size();
+  const faiss::HNSW& h = *m.hnsw;
+  std::size_t bytes = m.id_map().size() * sizeof(FaissIdx);
+  bytes += h.neighbors.size() * sizeof(h.neighbors[0]) + h.levels.size() * sizeof(h.levels[0]) +
+           h.offsets.size() * sizeof(h.offsets[0]);
+  if (m.fhnsw != nullptr) bytes += m.ntotal() * m.fhnsw->storage->sa_code_size();
+  if (m.bhnsw != nullptr) bytes += m.ntotal() * static_cast<std::size_t>(m.bhnsw->storage->code_size);
+  return bytes;
+}
+
 int AnnIndex::ef_construction() const noexcept {
   return impl_->hnsw != nullptr ? impl_->hnsw->efConstruction : 0;
 }

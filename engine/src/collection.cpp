@@ -1268,8 +1268,8 @@ MemoryUsage Collection::memory_usage() const {
   for (const auto& [row, value] : payloads_) {
     m.payloads += sizeof(std::pair<const std::uint64_t, nlohmann::json>) + 2 * sizeof(void*) + value.dump().size();
   }
-  // FAISS keeps no byte count; its serialised form is the same data (vectors, links, lists).
-  if (index_) m.index = index_->serialize().size();
+  // Counted from FAISS's structures for HNSW (no copy on every /metrics scrape or info call).
+  if (index_) m.index = index_->memory_bytes();
   return m;
 }
 

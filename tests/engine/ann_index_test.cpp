@@ -249,9 +249,15 @@ TEST(AnnIndexBuild, EfConstructionIsSetBeforeRowsAndOnlyForHnsw) {
   const std::vector<std::int64_t> labels = {0, 1, 2};
   ASSERT_TRUE((*index)->add(labels, MatrixView<const float>(rows.data(), 3, 8)).is_ok());
   EXPECT_FALSE((*index)->set_ef_construction(100).is_ok()) << "after rows were added";
+  // Memory: counted from the structures, close to the serialised size (which adds headers).
+  const std::size_t counted = (*index)->memory_bytes(), serialised = (*index)->serialize().size();
+  EXPECT_GT(counted, 3 * 8 * sizeof(float));
+  EXPECT_LE(counted, serialised);
+  EXPECT_GE(counted, serialised / 2) << counted << " of " << serialised;
   auto flat = AnnIndex::create("Flat", 8, Metric::kL2);
   ASSERT_TRUE(flat.is_ok());
   EXPECT_EQ((*flat)->ef_construction(), 0);
+  EXPECT_EQ((*flat)->memory_bytes(), (*flat)->serialize().size());
   EXPECT_FALSE((*flat)->set_ef_construction(100).is_ok());
   auto bin = AnnIndex::create("BHNSW16", 64, Metric::kHamming);
   ASSERT_TRUE(bin.is_ok());

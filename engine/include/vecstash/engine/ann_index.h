@@ -90,6 +90,9 @@ class AnnIndex {
   /// Float dimension, or number of bits for a binary index.
   std::size_t dim() const noexcept;
   Metric metric() const noexcept;
+  /// Bytes the index holds in memory. HNSW: graph links, levels and stored codes counted from FAISS's
+  /// structures (cheap); other kinds: the size of their serialised form.
+  std::size_t memory_bytes() const;
   /// HNSW build breadth (efConstruction) of an HNSW or binary HNSW index; 0 for other kinds.
   int ef_construction() const noexcept;
   /// Set efConstruction before rows are added (FAISS's default is 40). InvalidArgument for a value
