@@ -1075,28 +1075,6 @@ Result<json> payload_update(Service::Impl& impl, Call& c, bool overwrite) {
 Result<json> Service::Impl::set_payload(Call& c) { return payload_update(*this, c, false); }
 Result<json> Service::Impl::overwrite_payload(Call& c) { return payload_update(*this, c, true); }
 
-Result<json> Service::Impl::query_points(Call& c) {
-  auto col = collection(c.params[0]);
-  if (!col) return col.status();
-  auto q = parse_query(c.body, *col.value(), options.limits);
-  if (!q) return q.status();
-  auto points = run_query(q.value(), *col.value());
-  if (!points) return points.status();
-  metrics.add_queries(c.params[0], 1);
-  return json{{"points", std::move(points).value()}};
-}
-
-Result<json> Service::Impl::search_points(Call& c) {
-  auto col = collection(c.params[0]);
-  if (!col) return col.status();
-  auto q = parse_search(c.body, *col.value(), options.limits);
-  if (!q) return q.status();
-  auto points = run_query(q.value(), *col.value());
-  if (!points) return points.status();
-  metrics.add_queries(c.params[0], 1);
-  return std::move(points).value();
-}
-
 namespace {
 /// A batch of queries (query/batch or search/batch): every query is parsed before any runs, so a bad
 /// one fails the batch without work done. `wrap` puts each answer in {"points": ...} (query API).
@@ -1126,6 +1104,25 @@ Result<json> run_batch(Service::Impl& impl, Call& c, std::initializer_list<std::
   return out;
 }
 }  // namespace
+
+namespace {
+/// One query (points/query or the legacy points/search); `wrap` puts the answer in {"points": ...}.
+template <typename Parse>
+Result<json> run_single(Service::Impl& impl, Call& c, Parse parse, bool wrap) {
+  auto col = impl.collection(c.params[0]);
+  if (!col) return col.status();
+  auto q = parse(c.body, *col.value(), impl.options.limits);
+  if (!q) return q.status();
+  auto points = run_query(q.value(), *col.value());
+  if (!points) return points.status();
+  impl.metrics.add_queries(c.params[0], 1);
+  return wrap ? json{{"points", std::move(points).value()}} : std::move(points).value();
+}
+}  // namespace
+
+Result<json> Service::Impl::query_points(Call& c) { return run_single(*this, c, parse_query, true); }
+
+Result<json> Service::Impl::search_points(Call& c) { return run_single(*this, c, parse_search, false); }
 
 Result<json> Service::Impl::query_batch(Call& c) {
   return run_batch(*this, c, {"searches", "timeout"}, parse_query, true);
