@@ -194,6 +194,12 @@ struct DecodeLauncher {
 
 }  // namespace
 
+Status launch_encode(cudaStream_t stream, const float* rows, std::size_t n, const CodecArgs& a, std::uint8_t* codes,
+                     float* sq_norms) {
+  if (n == 0) return Status::ok();
+  return dispatch_kind<EncodeLauncher>(a.kind, stream, rows, n, a, codes, sq_norms);
+}
+
 Status CudaContext::encode(const Codec& codec, MatrixView<const float> rows, std::span<std::uint8_t> codes,
                            std::span<float> sq_norms) {
   if (!codec.trained()) return Status::failed_precondition("GPU encode: codec is not trained");
@@ -225,7 +231,7 @@ Status CudaContext::encode(const Codec& codec, MatrixView<const float> rows, std
     const std::size_t m = std::min(chunk, n - r0);
     VECSTASH_CUDA_TRY(cudaMemcpy2DAsync(dx, d * sizeof(float), rows.row(r0), rows.stride * sizeof(float),
                                         d * sizeof(float), m, cudaMemcpyHostToDevice, stream_));
-    VECSTASH_RETURN_IF_ERROR(dispatch_kind<EncodeLauncher>(a.kind, stream_, dx, m, a, dc, dn));
+    VECSTASH_RETURN_IF_ERROR(launch_encode(stream_, dx, m, a, dc, dn));
     VECSTASH_CUDA_TRY(cudaMemcpyAsync(codes.data() + r0 * cs, dc, m * cs, cudaMemcpyDeviceToHost, stream_));
     if (want_norms)
       VECSTASH_CUDA_TRY(cudaMemcpyAsync(sq_norms.data() + r0, dn, m * sizeof(float), cudaMemcpyDeviceToHost, stream_));

@@ -1,5 +1,6 @@
 // Internal to kernels/cuda: the concrete GpuContext. Its methods live in context.cu (lifetime),
-// codec.cu (encode/decode), search.cu (upload + fused scoring/top-k) and pca.cu (PCA).
+// codec.cu (encode/decode), search.cu (upload + fused scoring/top-k), pca.cu (PCA) and relative.cu
+// (relative representations).
 #pragma once
 
 #include <cstddef>
@@ -18,6 +19,12 @@ inline constexpr std::size_t kChunkBytes = std::size_t{128} << 20;
 /// query when k and the collection are both very large).
 inline constexpr std::size_t kSearchWorkspaceBytes = std::size_t{512} << 20;
 
+/// Encode `n` dense device rows (n x a.dim floats) into device codes (n x a.code_size bytes) and, when
+/// `sq_norms` is not null, their squared norms (n floats): the kernels behind GpuContext::encode,
+/// enqueued on `stream` (codec.cu). `a` describes device memory (upload_codec_params).
+Status launch_encode(cudaStream_t stream, const float* rows, std::size_t n, const CodecArgs& a, std::uint8_t* codes,
+                     float* sq_norms);
+
 class CudaContext final : public GpuContext {
  public:
   /// Creates the stream and the library handles on `device` (the device must exist).
@@ -34,6 +41,9 @@ class CudaContext final : public GpuContext {
   void set_tile_rows(std::size_t rows) override { tile_rows_ = rows; }
   Result<Pca> pca_fit(MatrixView<const float> sample, const PcaOptions& options) override;
   Status pca_transform(const Pca& pca, MatrixView<const float> rows, MatrixView<float> out, bool center) override;
+  Status relative_transform(const RelativeBasis& basis, MatrixView<const float> rows, MatrixView<float> out) override;
+  Status relative_encode(const RelativeBasis& basis, const Codec& codec, MatrixView<const float> rows,
+                         std::span<std::uint8_t> codes, std::span<float> sq_norms) override;
 
  private:
   explicit CudaContext(int device) : device_(device) {}
@@ -44,6 +54,9 @@ class CudaContext final : public GpuContext {
   /// Copy the codec's scale, offset and 1/scale vectors into `buffer` and describe them in `out`
   /// (empty vectors become null pointers). Asynchronous on stream_.
   Status upload_codec_params(const Codec& codec, DeviceBuffer* buffer, CodecArgs* out);
+  /// relative_transform (codec null) and relative_encode (codec set), after validation.
+  Status relative_run(const RelativeBasis& basis, const Codec* codec, MatrixView<const float> rows,
+                      MatrixView<float> out, std::span<std::uint8_t> codes, std::span<float> sq_norms);
 
   int device_ = 0;
   cudaStream_t stream_ = nullptr;

@@ -1,10 +1,16 @@
 // vecstash_gpu_timing: times GPU encode, upload and fused search per code kind, with the CPU
-// reference timed on a smaller slice for comparison, and prints one plain table. Host code only
-// (it drives the backend through the CUDA-free public API); run by scripts/gpu-check.sh.
+// reference timed on a smaller slice for comparison, and prints one plain table; then times the fused
+// relative-representation encode (relative.h: rows -> cosines to the anchors -> codes) per kind in a
+// second table. Host code only (it drives the backend through the CUDA-free public API); run by
+// scripts/gpu-check.sh.
 //
 //   vecstash_gpu_timing [--rows N] [--dim D] [--queries Q] [--k K] [--cpu-rows N] [--cpu-queries Q]
 //                       [--kinds f32,f16,bf16,e4m3,e5m2,i8,b1]
+//                       [--anchors M] [--relative-kinds i8,e4m3] [--relative-cpu-rows N]
 //
+// --anchors 0 skips the relative table (default 1024 anchors; the relative codecs use the default
+// CodecOptions of their kind; the CPU reference encodes the first --relative-cpu-rows rows, default
+// 20000, and the "same" column is the share of element code bytes that the GPU reproduces there).
 // GPU times include the host<->device copies (encode is host in, host out; upload copies the codes;
 // search copies queries in and results out). Exit status: 0 on success (also when no GPU is present,
 // which is reported), 1 when a GPU call fails, 2 on bad arguments.
@@ -22,6 +28,7 @@
 
 #include "vecstash/kernels/codec.h"
 #include "vecstash/kernels/gpu.h"
+#include "vecstash/kernels/relative.h"
 #include "vecstash/kernels/search.h"
 
 namespace {
@@ -42,7 +49,24 @@ struct Options {
   std::size_t cpu_queries = 100;
   std::vector<CodeKind> kinds = {CodeKind::kF32,  CodeKind::kF16, CodeKind::kBF16, CodeKind::kE4M3,
                                  CodeKind::kE5M2, CodeKind::kI8,  CodeKind::kB1};
+  std::size_t anchors = 1024;  // 0: no relative table
+  std::vector<CodeKind> relative_kinds = {CodeKind::kI8, CodeKind::kE4M3};
+  std::size_t relative_cpu_rows = 20000;
 };
+
+/// "f16,e4m3,..." -> kinds; false on an unknown name.
+bool parse_kinds(const std::string& list, std::vector<CodeKind>* out) {
+  out->clear();
+  std::size_t p = 0;
+  while (p <= list.size()) {
+    const std::size_t q = std::min(list.find(',', p), list.size());
+    const auto kind = vecstash::parse_code_kind(list.substr(p, q - p));
+    if (!kind) return false;
+    out->push_back(*kind);
+    p = q + 1;
+  }
+  return true;
+}
 
 bool parse_size(const char* s, std::size_t* out) {
   char* end = nullptr;
@@ -70,24 +94,22 @@ bool parse(int argc, char** argv, Options* o) {
       ok = parse_size(v, &o->cpu_rows);
     else if (a == "--cpu-queries")
       ok = parse_size(v, &o->cpu_queries);
-    else if (a == "--kinds") {
-      o->kinds.clear();
-      std::string list = v;
-      std::size_t p = 0;
-      while (p <= list.size()) {
-        const std::size_t q = std::min(list.find(',', p), list.size());
-        const auto kind = vecstash::parse_code_kind(list.substr(p, q - p));
-        if (!kind) return false;
-        o->kinds.push_back(*kind);
-        p = q + 1;
-      }
-    } else {
+    else if (a == "--kinds")
+      ok = parse_kinds(v, &o->kinds);
+    else if (a == "--anchors")
+      ok = parse_size(v, &o->anchors);
+    else if (a == "--relative-kinds")
+      ok = parse_kinds(v, &o->relative_kinds);
+    else if (a == "--relative-cpu-rows")
+      ok = parse_size(v, &o->relative_cpu_rows);
+    else {
       return false;
     }
     if (!ok) return false;
   }
   o->cpu_rows = std::min(o->cpu_rows, o->rows);
   o->cpu_queries = std::min(o->cpu_queries, o->queries);
+  o->relative_cpu_rows = std::min(o->relative_cpu_rows, o->rows);
   return o->rows > 0 && o->dim > 0 && o->queries > 0 && o->k > 0 && o->k <= k::kMaxK;
 }
 
@@ -149,6 +171,89 @@ double agreement(const k::TopK& a, const k::TopK& b) {
   return total ? static_cast<double>(same) / static_cast<double>(total) : 1.0;
 }
 
+/// The relative-representation table: GPU relative_encode of every row against o.anchors anchors, the
+/// CPU RelativeBasis::encode on the first o.relative_cpu_rows rows, and the share of element code bytes
+/// they agree on (gpu.h allows differences only at code boundaries; below 99% counts as a failure
+/// for the quantising kinds).
+/// Returns the number of failures.
+int time_relative(k::GpuContext* gpu, const Options& o, const std::vector<float>& base) {
+  if (o.anchors == 0 || o.relative_kinds.empty()) return 0;
+  const std::vector<float> anchor_rows = make_rows(o.anchors, o.dim, 3);
+  auto basis_r = k::RelativeBasis::make(MatrixView<const float>(anchor_rows.data(), o.anchors, o.dim), {});
+  if (!check(basis_r.status(), "RelativeBasis::make")) return 1;
+  const k::RelativeBasis basis = std::move(basis_r).value();
+  const MatrixView<const float> rows(base.data(), o.rows, o.dim);
+  const MatrixView<const float> cpu_rows(base.data(), o.relative_cpu_rows, o.dim);
+  // Codecs are trained on relative vectors of a sample (CPU reference).
+  const std::size_t sample_rows = std::min<std::size_t>(o.rows, 10000);
+  std::vector<float> sample(sample_rows * o.anchors);
+  if (!check(basis.transform(MatrixView<const float>(base.data(), sample_rows, o.dim),
+                             MatrixView<float>(sample.data(), sample_rows, o.anchors)),
+             "RelativeBasis::transform"))
+    return 1;
+
+  std::printf(
+      "\nrelative encode: %zu x %zu rows -> cosines to %zu anchors -> codes (CPU reference on the first %zu rows)\n",
+      o.rows, o.dim, o.anchors, o.relative_cpu_rows);
+  std::printf("%-5s %-10s %5s | %10s %12s %12s | %12s | %8s\n", "kind", "scale", "code", "GPU s", "GPU rows/s",
+              "GPU GB/s", "CPU rows/s", "same");
+  std::printf("%-5s %-10s %5s | %10s %12s %12s | %12s | %8s\n", "", "", "bytes", "(all rows)", "", "(float in)", "",
+              "bytes");
+  int failures = 0;
+  for (CodeKind kind : o.relative_kinds) {
+    k::CodecOptions co;
+    co.kind = kind;
+    auto codec_r = k::Codec::train(co, MatrixView<const float>(sample.data(), sample_rows, o.anchors));
+    if (!check(codec_r.status(), "Codec::train (relative)")) {
+      ++failures;
+      continue;
+    }
+    const k::Codec codec = std::move(codec_r).value();
+    const std::size_t cs = codec.code_size();
+    const std::size_t payload = codec.params().scale_mode == ScaleMode::kPerVector ? cs - 4 : cs;
+    std::vector<std::uint8_t> codes(o.rows * cs);
+    std::vector<float> norms(o.rows);
+    // Warm-up on a small slice (cuBLAS initialises lazily).
+    const std::size_t warm_rows = std::min<std::size_t>(o.rows, 256);
+    std::vector<std::uint8_t> warm(warm_rows * cs);
+    if (!check(gpu->relative_encode(basis, codec, MatrixView<const float>(base.data(), warm_rows, o.dim), warm, {}),
+               "GPU relative encode")) {
+      ++failures;
+      continue;
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    if (!check(gpu->relative_encode(basis, codec, rows, codes, norms), "GPU relative encode")) {
+      ++failures;
+      continue;
+    }
+    const double gpu_s = seconds_since(t0);
+    std::vector<std::uint8_t> cpu_codes(o.relative_cpu_rows * cs);
+    std::vector<float> cpu_norms(o.relative_cpu_rows);
+    t0 = std::chrono::steady_clock::now();
+    if (!check(basis.encode(codec, cpu_rows, cpu_codes, cpu_norms), "CPU relative encode")) {
+      ++failures;
+      continue;
+    }
+    const double cpu_s = seconds_since(t0);
+    std::size_t same = 0;
+    for (std::size_t i = 0; i < o.relative_cpu_rows; ++i)
+      for (std::size_t b = 0; b < payload; ++b) same += cpu_codes[i * cs + b] == codes[i * cs + b] ? 1 : 0;
+    const double share =
+        static_cast<double>(same) / static_cast<double>(std::max<std::size_t>(1, o.relative_cpu_rows * payload));
+    // f32 codes are the cosines themselves: they differ in the last bits wherever the summation order
+    // does (gpu.h bounds them by 1e-5), so only the quantising kinds are held to 99%.
+    const bool low = share < 0.99 && kind != CodeKind::kF32;
+    if (low) ++failures;
+    std::printf("%-5s %-10s %5zu | %10.3f %12.0f %12.2f | %12.0f | %7.3f%%%s\n",
+                std::string(vecstash::to_string(kind)).c_str(),
+                std::string(vecstash::to_string(codec.params().scale_mode)).c_str(), cs, gpu_s,
+                static_cast<double>(o.rows) / gpu_s, static_cast<double>(o.rows * o.dim * sizeof(float)) / 1e9 / gpu_s,
+                static_cast<double>(o.relative_cpu_rows) / cpu_s, 100.0 * share, low ? "  LOW AGREEMENT" : "");
+    std::fflush(stdout);
+  }
+  return failures;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -156,7 +261,8 @@ int main(int argc, char** argv) {
   if (!parse(argc, argv, &o)) {
     std::fprintf(stderr,
                  "usage: vecstash_gpu_timing [--rows N] [--dim D] [--queries Q] [--k K] [--cpu-rows N] "
-                 "[--cpu-queries Q] [--kinds f32,f16,...]\n");
+                 "[--cpu-queries Q] [--kinds f32,f16,...] [--anchors M] [--relative-kinds i8,e4m3] "
+                 "[--relative-cpu-rows N]\n");
     return 2;
   }
   if (!k::gpu_available()) {
@@ -288,6 +394,7 @@ int main(int argc, char** argv) {
       "\nGPU search: %zu queries over %zu rows; CPU search: %zu queries over %zu rows "
       "(CPU q/s at full size is about (CPU rows / full rows) of the figure shown).\n",
       o.queries, o.rows, o.cpu_queries, o.cpu_rows);
+  failures += time_relative(gpu.get(), o, base);
   if (failures > 0) {
     std::printf("%d failure(s)\n", failures);
     return 1;

@@ -3,7 +3,8 @@ set(VECSTASH_CUDA_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/context.cu
   ${CMAKE_CURRENT_LIST_DIR}/codec.cu
   ${CMAKE_CURRENT_LIST_DIR}/search.cu
-  ${CMAKE_CURRENT_LIST_DIR}/pca.cu)
+  ${CMAKE_CURRENT_LIST_DIR}/pca.cu
+  ${CMAKE_CURRENT_LIST_DIR}/relative.cu)
 
 # Bit-exact codes: no multiply-add contraction in the codec (the kernels also use _rn intrinsics).
 set_source_files_properties(${CMAKE_CURRENT_LIST_DIR}/codec.cu PROPERTIES COMPILE_OPTIONS "--fmad=false")

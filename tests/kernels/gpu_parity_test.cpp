@@ -1,11 +1,14 @@
 // CPU <-> CUDA parity (ctest label `gpu`). Every test skips with the reason when no CUDA device is
 // present (or the build has no CUDA backend). The contract checked is the one stated in gpu.h:
 // codes and decoded values bit-identical, squared norms within 1e-5 relative, search scores within
-// tolerance with the same ids except near-ties (ties ordered by row), PCA in the same subspace.
+// tolerance with the same ids except near-ties (ties ordered by row), PCA in the same subspace,
+// relative representations within 1e-5 with codes at most one step apart (>= 99% of bytes equal).
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -15,8 +18,10 @@
 #include <tuple>
 #include <vector>
 
+#include "kernels/relative_helpers.h"
 #include "testing/random_data.h"
 #include "vecstash/kernels/gpu.h"
+#include "vecstash/kernels/relative.h"
 
 namespace vecstash::kernels {
 namespace {
@@ -674,6 +679,242 @@ INSTANTIATE_TEST_SUITE_P(Dims, GpuPcaParity, ::testing::Values<std::size_t>(1, 7
   name += std::to_string(info.param);
   return name;
 });
+
+// ---- relative representations ---------------------------------------------------------------
+
+struct RelativeCase {
+  std::size_t dim, anchors;
+  bool center;
+};
+std::string name_of(const RelativeCase& c) {
+  std::string name = "d";  // (not "d" + ...: GCC 12 -Wrestrict false positive)
+  name += std::to_string(c.dim) + "_m" + std::to_string(c.anchors) + (c.center ? "_centred" : "_plain");
+  return name;
+}
+// gtest prints parameters as raw bytes otherwise (padding included).
+void PrintTo(const RelativeCase& c, std::ostream* os) { *os << name_of(c); }
+
+/// Rows for the relative parity: embedding-like rows, a zero row, the anchors' mean (zero after
+/// centring), an anchor and a negated anchor.
+Matrix relative_rows(std::size_t n, const Matrix& anchors, const RelativeBasis& basis, std::uint64_t seed) {
+  const std::size_t d = anchors.cols;
+  const Matrix base = testing::anisotropic(n, d, seed);
+  Matrix m(n + 4, d);
+  std::copy(base.data.begin(), base.data.end(), m.data.begin());
+  for (std::size_t j = 0; j < d; ++j) {
+    m.row(n)[j] = 0.0f;
+    m.row(n + 1)[j] = basis.mean()[j];
+    m.row(n + 2)[j] = anchors.row(0)[j];
+    m.row(n + 3)[j] = -anchors.row(anchors.rows - 1)[j];
+  }
+  return m;
+}
+
+/// Element j of a code row as an integer in which neighbouring code values are neighbouring integers
+/// (sign-magnitude folded; +0 and -0 both 0), for the kinds whose codes are not floats.
+long ordered_code(CodeKind kind, const std::uint8_t* code, std::size_t j) {
+  switch (kind) {
+    case CodeKind::kF16:
+    case CodeKind::kBF16: {
+      std::uint16_t h;
+      std::memcpy(&h, code + 2 * j, 2);
+      const long mag = h & 0x7fff;
+      return (h & 0x8000) ? -mag : mag;
+    }
+    case CodeKind::kE4M3:
+    case CodeKind::kE5M2: {
+      const long mag = code[j] & 0x7f;
+      return (code[j] & 0x80) ? -mag : mag;
+    }
+    case CodeKind::kI8:
+      return static_cast<std::int8_t>(code[j]);
+    default:
+      return 0;
+  }
+}
+
+/// The contract of gpu.h for relative_encode against RelativeBasis::encode.
+void expect_relative_codes_close(const Codec& codec, const std::vector<std::uint8_t>& cpu,
+                                 const std::vector<std::uint8_t>& gpu, const std::vector<float>& gpu_norms,
+                                 std::size_t n, const std::string& what) {
+  const std::size_t cs = codec.code_size(), m = codec.dim();
+  const CodeKind kind = codec.kind();
+  const bool per_vector = codec.params().scale_mode == ScaleMode::kPerVector;
+  const std::size_t payload = per_vector ? cs - 4 : cs;
+  ASSERT_EQ(cpu.size(), n * cs) << what;
+  ASSERT_EQ(gpu.size(), n * cs) << what;
+  std::size_t same = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint8_t* c = cpu.data() + i * cs;
+    const std::uint8_t* g = gpu.data() + i * cs;
+    for (std::size_t b = 0; b < payload; ++b) same += c[b] == g[b] ? 1 : 0;
+    if (kind == CodeKind::kF32) {
+      for (std::size_t j = 0; j < m; ++j) {
+        float a, b;
+        std::memcpy(&a, c + 4 * j, 4);
+        std::memcpy(&b, g + 4 * j, 4);
+        ASSERT_NEAR(b, a, 1e-5) << what << " row " << i << " element " << j;
+      }
+    } else {
+      for (std::size_t j = 0; j < m; ++j) {
+        const long a = ordered_code(kind, c, j), b = ordered_code(kind, g, j);
+        ASSERT_LE(std::labs(a - b), 1) << what << " row " << i << " element " << j << ": codes " << a << " (cpu), " << b
+                                       << " (gpu) are more than one step apart";
+      }
+    }
+    if (per_vector) {
+      float sc, sg;
+      std::memcpy(&sc, c + payload, 4);
+      std::memcpy(&sg, g + payload, 4);
+      // s = max |y| / fp8_max with |y| within 1e-5 of the CPU's (plus rounding of the quotient).
+      const float fmax = fp8_max(kind);
+      ASSERT_NEAR(sg * fmax, sc * fmax, 1.1e-5 + 1e-6 * sc * fmax) << what << " row " << i << ": per-vector scale";
+    }
+  }
+  const double fraction = static_cast<double>(same) / static_cast<double>(std::max<std::size_t>(1, n * payload));
+  std::printf("[ relative ] %s: %.4f%% of the element code bytes identical\n", what.c_str(), 100.0 * fraction);
+  if (kind != CodeKind::kF32) {
+    EXPECT_GE(fraction, 0.99) << what;  // f32 codes are the floats themselves: checked within 1e-5 above
+  }
+  // The GPU's squared norms are those of its own codes.
+  std::vector<float> want(n);
+  ASSERT_TRUE(codec.squared_norms(gpu, want).is_ok());
+  for (std::size_t i = 0; i < n; ++i)
+    ASSERT_NEAR(gpu_norms[i], want[i], 1e-5 * std::fabs(want[i]) + 1e-30) << what << " row " << i << ": squared norm";
+}
+
+class GpuRelativeParity : public ::testing::TestWithParam<RelativeCase> {};
+
+TEST_P(GpuRelativeParity, TransformAndEncodeMatchCpu) {
+  REQUIRE_GPU(gpu);
+  const RelativeCase rc = GetParam();
+  const Matrix anchors = testing::anisotropic(rc.anchors, rc.dim, 500 + rc.dim + rc.anchors);
+  const RelativeBasis basis = test::make_relative_basis(anchors, rc.center);
+  ASSERT_TRUE(basis.ready());
+  const Matrix rows = relative_rows(rc.anchors >= 1000 ? 1500 : 3000, anchors, basis, 600 + rc.dim);
+  const std::size_t n = rows.rows, m = rc.anchors, d = rc.dim;
+
+  // Transform: strided input and output, every value within 1e-5 of the CPU's; zero rows exactly zero.
+  Matrix want(n, m);
+  ASSERT_TRUE(basis.transform(rows.view(), want.mut()).is_ok());
+  Matrix in_wide(n, d + 3), out_wide(n, m + 2);
+  for (std::size_t i = 0; i < n; ++i) std::copy(rows.row(i), rows.row(i) + d, in_wide.row(i));
+  const MatrixView<const float> in(in_wide.data.data(), n, d, d + 3);
+  const MatrixView<float> got(out_wide.data.data(), n, m, m + 2);
+  const Status st = gpu->relative_transform(basis, in, got);
+  ASSERT_TRUE(st.is_ok()) << st.to_string();
+  double worst = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t a = 0; a < m; ++a) {
+      const double err = std::fabs(double(got.row(i)[a]) - want.row(i)[a]);
+      worst = std::max(worst, err);
+      ASSERT_LE(err, 1e-5) << name_of(rc) << " row " << i << " anchor " << a << ": gpu " << got.row(i)[a] << ", cpu "
+                           << want.row(i)[a];
+    }
+  // The row that is zero after centring (the zero row, or with centring the anchors' mean) gives zeros.
+  const std::size_t zero_row = rc.center ? n - 3 : n - 4;
+  for (std::size_t a = 0; a < m; ++a) ASSERT_EQ(got.row(zero_row)[a], 0.0f) << "zero row, anchor " << a;
+  std::printf("[ relative ] %s: largest |gpu - cpu| = %.3g\n", name_of(rc).c_str(), worst);
+
+  // Encode with the codecs of the contract, trained on the CPU's relative vectors.
+  struct Kind {
+    CodeKind kind;
+    ScaleMode mode;
+  };
+  for (const Kind k : {Kind{CodeKind::kF32, ScaleMode::kNone}, Kind{CodeKind::kF16, ScaleMode::kNone},
+                       Kind{CodeKind::kE4M3, ScaleMode::kPerVector}, Kind{CodeKind::kE4M3, ScaleMode::kPerDim},
+                       Kind{CodeKind::kI8, ScaleMode::kNone}}) {
+    const std::string what = name_of(rc) + " " + std::string(to_string(k.kind)) + "/" + std::string(to_string(k.mode));
+    CodecOptions co;
+    co.kind = k.kind;
+    co.scale = k.mode;
+    auto codec = Codec::train(co, want.view());
+    ASSERT_TRUE(codec.is_ok()) << codec.status().to_string();
+    const std::size_t cs = codec->code_size();
+    std::vector<std::uint8_t> cpu_codes(n * cs), gpu_codes(n * cs, 0xAB);
+    std::vector<float> cpu_norms(n), gpu_norms(n, -1.0f);
+    ASSERT_TRUE(basis.encode(*codec, rows.view(), cpu_codes, cpu_norms).is_ok());
+    const Status es = gpu->relative_encode(basis, *codec, in, gpu_codes, gpu_norms);
+    ASSERT_TRUE(es.is_ok()) << es.to_string();
+    expect_relative_codes_close(*codec, cpu_codes, gpu_codes, gpu_norms, n, what);
+    if (HasFatalFailure()) return;
+    // Norms are optional and do not change the codes; n = 0 is valid.
+    std::vector<std::uint8_t> again(n * cs);
+    ASSERT_TRUE(gpu->relative_encode(basis, *codec, rows.view(), again, {}).is_ok());
+    ASSERT_TRUE(again == gpu_codes) << what;
+    ASSERT_TRUE(gpu->relative_encode(basis, *codec, MatrixView<const float>(), {}, {}).is_ok());
+  }
+  ASSERT_TRUE(gpu->relative_transform(basis, MatrixView<const float>(), MatrixView<float>()).is_ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, GpuRelativeParity,
+                         ::testing::Values(RelativeCase{1, 1, false}, RelativeCase{7, 1, false},
+                                           RelativeCase{7, 5, true}, RelativeCase{97, 33, false},
+                                           RelativeCase{97, 33, true}, RelativeCase{384, 1024, true},
+                                           RelativeCase{384, 200, false}, RelativeCase{1536, 64, true},
+                                           RelativeCase{33, 1000, false}),
+                         [](const auto& info) { return name_of(info.param); });
+
+// Small enough for compute-sanitizer (gpu-check.sh runs GpuSmoke.*): the normalisation kernel, the
+// sgemm and the encode on relative vectors.
+TEST(GpuSmoke, RelativeSmall) {
+  REQUIRE_GPU(gpu);
+  const Matrix anchors = testing::anisotropic(17, 33, 31);
+  const RelativeBasis basis = test::make_relative_basis(anchors, true);
+  const Matrix rows = relative_rows(300, anchors, basis, 32);
+  Matrix want(rows.rows, 17), got(rows.rows, 17);
+  ASSERT_TRUE(basis.transform(rows.view(), want.mut()).is_ok());
+  ASSERT_TRUE(gpu->relative_transform(basis, rows.view(), got.mut()).is_ok());
+  for (std::size_t i = 0; i < want.data.size(); ++i) ASSERT_NEAR(got.data[i], want.data[i], 1e-5) << i;
+  for (CodeKind kind : {CodeKind::kE4M3, CodeKind::kI8}) {
+    CodecOptions co;
+    co.kind = kind;
+    auto codec = Codec::train(co, want.view());
+    ASSERT_TRUE(codec.is_ok());
+    std::vector<std::uint8_t> cpu_codes(rows.rows * codec->code_size()), gpu_codes(cpu_codes.size());
+    std::vector<float> cpu_norms(rows.rows), gpu_norms(rows.rows);
+    ASSERT_TRUE(basis.encode(*codec, rows.view(), cpu_codes, cpu_norms).is_ok());
+    ASSERT_TRUE(gpu->relative_encode(basis, *codec, rows.view(), gpu_codes, gpu_norms).is_ok());
+    expect_relative_codes_close(*codec, cpu_codes, gpu_codes, gpu_norms, rows.rows,
+                                "smoke " + std::string(to_string(kind)));
+  }
+}
+
+TEST(GpuRelative, RejectsBadInputWithStatus) {
+  REQUIRE_GPU(gpu);
+  const Matrix anchors = testing::gaussian(8, 16, 41);
+  const RelativeBasis basis = test::make_relative_basis(anchors, false);
+  const Matrix rows = testing::gaussian(5, 16, 42);
+  Matrix out(5, 8);
+  ASSERT_TRUE(gpu->relative_transform(basis, rows.view(), out.mut()).is_ok());
+  EXPECT_EQ(gpu->relative_transform(RelativeBasis(), rows.view(), out.mut()).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(gpu->relative_transform(basis, testing::gaussian(5, 15, 43).view(), out.mut()).code(),
+            StatusCode::kInvalidArgument);
+  Matrix nan_rows = rows;
+  nan_rows.row(2)[7] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_EQ(gpu->relative_transform(basis, nan_rows.view(), out.mut()).code(), StatusCode::kInvalidArgument);
+  Matrix wrong_out(5, 9);
+  EXPECT_EQ(gpu->relative_transform(basis, rows.view(), wrong_out.mut()).code(), StatusCode::kInvalidArgument);
+
+  CodecOptions co;
+  co.kind = CodeKind::kI8;
+  auto codec = Codec::train(co, out.view());
+  ASSERT_TRUE(codec.is_ok());
+  std::vector<std::uint8_t> codes(5 * codec->code_size());
+  std::vector<float> norms(5);
+  EXPECT_TRUE(gpu->relative_encode(basis, *codec, rows.view(), codes, norms).is_ok());
+  EXPECT_EQ(gpu->relative_encode(RelativeBasis(), *codec, rows.view(), codes, norms).code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(gpu->relative_encode(basis, Codec(), rows.view(), codes, norms).code(), StatusCode::kFailedPrecondition);
+  auto codec7 = Codec::train(co, testing::gaussian(20, 7, 44).view());
+  ASSERT_TRUE(codec7.is_ok());
+  EXPECT_EQ(gpu->relative_encode(basis, *codec7, rows.view(), codes, norms).code(), StatusCode::kInvalidArgument);
+  std::vector<std::uint8_t> short_codes(codes.size() - 1);
+  EXPECT_EQ(gpu->relative_encode(basis, *codec, rows.view(), short_codes, norms).code(), StatusCode::kInvalidArgument);
+  std::vector<float> short_norms(4);
+  EXPECT_EQ(gpu->relative_encode(basis, *codec, rows.view(), codes, short_norms).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(gpu->relative_encode(basis, *codec, nan_rows.view(), codes, norms).code(), StatusCode::kInvalidArgument);
+}
 
 // Runs everywhere: without a device the backend reports Unavailable instead of failing.
 TEST(GpuBackend, ReportsUnavailableWithoutADevice) {

@@ -77,4 +77,23 @@ void normalize_rows(Matrix& m) {
   }
 }
 
+std::vector<double> orthonormal_rows(std::size_t rows, std::size_t cols, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> g(0.0, 1.0);
+  std::vector<double> q(rows * cols);
+  for (std::size_t r = 0; r < rows; ++r) {
+    for (std::size_t j = 0; j < cols; ++j) q[r * cols + j] = g(rng);
+    for (int pass = 0; pass < 2; ++pass)
+      for (std::size_t p = 0; p < r; ++p) {
+        double dot = 0;
+        for (std::size_t j = 0; j < cols; ++j) dot += q[r * cols + j] * q[p * cols + j];
+        for (std::size_t j = 0; j < cols; ++j) q[r * cols + j] -= dot * q[p * cols + j];
+      }
+    double n = 0;
+    for (std::size_t j = 0; j < cols; ++j) n += q[r * cols + j] * q[r * cols + j];
+    for (std::size_t j = 0; j < cols; ++j) q[r * cols + j] /= std::sqrt(n);
+  }
+  return q;
+}
+
 }  // namespace vecstash::testing

@@ -30,6 +30,9 @@ Matrix anisotropic(std::size_t rows, std::size_t cols, std::uint64_t seed);
 /// `basis` (rank x cols) receives U^T when non-null.
 Matrix planted_low_rank(std::size_t rows, std::size_t cols, const std::vector<float>& sigmas, float noise,
                         std::uint64_t seed, Matrix* basis = nullptr);
+/// rows x cols matrix with orthonormal rows (rows <= cols; rows == cols gives an orthogonal matrix),
+/// row-major, in double: Gram-Schmidt (twice) on Gaussian vectors.
+std::vector<double> orthonormal_rows(std::size_t rows, std::size_t cols, std::uint64_t seed);
 /// Scale each row to unit L2 norm (zero rows are left as they are).
 void normalize_rows(Matrix& m);
 

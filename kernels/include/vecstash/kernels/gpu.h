@@ -8,6 +8,15 @@
 //   - search: scores within 1e-4 relative (+1e-4 absolute) of search_cpu; same ids where the score
 //     gap to the neighbouring rank exceeds that tolerance; ties ordered by row index;
 //   - PCA: same subspace as Pca::fit (components equal up to sign), projection within 1e-4.
+//   - relative representations (relative.h): relative_transform within 1e-5 absolute of
+//     RelativeBasis::transform (rows are normalised in double as on the CPU; the dot products with
+//     the unit anchors are cuBLAS sgemm, summed in another order). relative_encode runs the device
+//     encode of the codec (the rules of codec.h) on those values, so its codes may differ from
+//     RelativeBasis::encode only where a CPU value lies within rounding distance of a code boundary:
+//     element codes at most one code step apart (adjacent values of the kind), a float8 per-vector
+//     scale and f32 codes within the float tolerance above; squared norms are those of the GPU's own
+//     codes (within 1e-5 relative). The parity tests also require >= 99% of the element code bytes
+//     of the quantising kinds they cover (f16, e4m3, i8) to be identical.
 // Float8, int8 and binary codes are scored from their compact form in device memory; a collection is
 // never expanded to float32 on the device.
 //
@@ -24,6 +33,7 @@
 #include "vecstash/common/types.h"
 #include "vecstash/kernels/codec.h"
 #include "vecstash/kernels/pca.h"
+#include "vecstash/kernels/relative.h"
 #include "vecstash/kernels/search.h"
 
 namespace vecstash::kernels {
@@ -66,6 +76,15 @@ class GpuContext {
   /// Projection with cuBLAS; same semantics as Pca::transform.
   virtual Status pca_transform(const Pca& pca, MatrixView<const float> rows, MatrixView<float> out,
                                bool center) = 0;
+
+  /// Relative representations with cuBLAS (rows normalised on the device, sgemm with the unit anchors,
+  /// tile by tile); same semantics and validation as RelativeBasis::transform. Host in, host out.
+  virtual Status relative_transform(const RelativeBasis& basis, MatrixView<const float> rows,
+                                    MatrixView<float> out) = 0;
+  /// The relative vectors of `rows` encoded with `codec` on the device (the relative values never
+  /// leave it); same semantics and validation as RelativeBasis::encode, codes as stated above.
+  virtual Status relative_encode(const RelativeBasis& basis, const Codec& codec, MatrixView<const float> rows,
+                                 std::span<std::uint8_t> codes, std::span<float> sq_norms) = 0;
 };
 
 }  // namespace vecstash::kernels
