@@ -6,6 +6,7 @@
 #include <numeric>
 #include <random>
 
+#include "anchor_state.h"
 #include "engine_shared.h"
 #include "vecstash/common/blob.h"
 #include "vecstash/common/log.h"
@@ -377,7 +378,7 @@ Status Collection::load_data() {
       VECSTASH_RETURN_IF_ERROR(rebuild_index_locked());
     }
   }
-  return Status::ok();
+  return load_anchors();
 }
 
 // ---- writes --------------------------------------------------------------------------------------
@@ -455,6 +456,33 @@ Status Collection::upsert(std::span<const PointInput> input, const WriteOptions&
   }
   const std::size_t cs = state ? state->codec.code_size() : 0;
 
+  // Relative vectors of the new points, from what will be stored (as Collection::stored_rows).
+  const auto anchors = anchors_;  // stable: only writers change it
+  std::vector<std::uint8_t> rel_codes;
+  std::vector<float> rel_norms;
+  if (anchors && anchors->store_relative) {
+    std::vector<float> decoded;
+    const float* src = rows.data();
+    if (state && !config_.keep_originals) {
+      decoded.resize(n * state->code_dim());
+      VECSTASH_RETURN_IF_ERROR(state->codec.decode(enc.codes, MatrixView<float>(decoded.data(), n, state->code_dim()),
+                                                   shared_->options.threads));
+      if (state->has_pca) {
+        std::vector<float> back(n * dim);
+        VECSTASH_RETURN_IF_ERROR(state->pca.inverse_transform(
+            MatrixView<const float>(decoded.data(), n, state->code_dim()), MatrixView<float>(back.data(), n, dim),
+            shared_->options.threads));
+        decoded = std::move(back);
+      }
+      src = decoded.data();
+    }
+    const std::size_t rcs = anchors->codec.code_size();
+    rel_codes.resize(n * rcs);
+    rel_norms.resize(n);
+    VECSTASH_RETURN_IF_ERROR(with_collection(
+        relative_of(*anchors, MatrixView<const float>(src, n, dim), rel_codes, rel_norms), name_));
+  }
+
   storage::WriteBatch batch;
   const std::size_t first_row = rows_;
   if (first_row + n > RowIndex::kMaxRow) {
@@ -497,6 +525,13 @@ Status Collection::upsert(std::span<const PointInput> input, const WriteOptions&
     if (config_.keep_originals || !state) {
       grow(originals_, new_rows * dim);
       std::copy(rows.begin(), rows.end(), originals_.begin() + static_cast<std::ptrdiff_t>(first_row * dim));
+    }
+    if (!rel_norms.empty()) {
+      const std::size_t rcs = anchors->codec.code_size();
+      grow(rel_codes_, new_rows * rcs);
+      std::memcpy(rel_codes_.data() + first_row * rcs, rel_codes.data(), n * rcs);
+      grow(rel_norms_, new_rows);
+      std::copy(rel_norms.begin(), rel_norms.end(), rel_norms_.begin() + static_cast<std::ptrdiff_t>(first_row));
     }
     for (std::size_t i = 0; i < n; ++i) {
       const std::size_t row = first_row + i;
@@ -788,6 +823,8 @@ Status Collection::calibrate_locked(std::size_t sample_rows) {
                                                          keys::code_prefix(cid_, old->generation + 1)));
   }
   if (index_) VECSTASH_RETURN_IF_ERROR(save_index_snapshot());
+  // The stored vectors of a codes-only collection are now the decoded codes.
+  if (!config_.keep_originals) VECSTASH_RETURN_IF_ERROR(refresh_relative_locked());
   log(LogLevel::kInfo, "collection '" + name_ + "': calibrated (generation " + std::to_string(next->generation) +
                            ", " + std::to_string(ns) + " sample rows, " + std::to_string(live_rows.size()) +
                            " rows encoded)");
@@ -958,6 +995,9 @@ Result<std::size_t> Collection::compact() {
   std::vector<PointId> ids;
   std::vector<std::uint8_t> codes;
   std::vector<float> norms, originals;
+  std::vector<std::uint8_t> rel_codes;
+  std::vector<float> rel_norms;
+  const std::size_t rcs = anchors_ && anchors_->store_relative ? anchors_->codec.code_size() : 0;
   std::unordered_map<std::uint64_t, nlohmann::json> payloads;
   // Exact sizes, so memory_usage() (by capacity) drops after a compaction.
   ids.reserve(live_count_);
@@ -972,6 +1012,11 @@ Result<std::size_t> Collection::compact() {
     if (state) codes.insert(codes.end(), codes_.begin() + static_cast<std::ptrdiff_t>(r * cs),
                             codes_.begin() + static_cast<std::ptrdiff_t>((r + 1) * cs));
     if (!norms_.empty()) norms.push_back(norms_[r]);
+    if (rcs > 0) {
+      rel_codes.insert(rel_codes.end(), rel_codes_.begin() + static_cast<std::ptrdiff_t>(r * rcs),
+                       rel_codes_.begin() + static_cast<std::ptrdiff_t>((r + 1) * rcs));
+      rel_norms.push_back(rel_norms_[r]);
+    }
     if (have_originals) originals.insert(originals.end(), originals_.begin() + static_cast<std::ptrdiff_t>(r * dim),
                                          originals_.begin() + static_cast<std::ptrdiff_t>((r + 1) * dim));
     if (auto p = payloads_.find(r); p != payloads_.end()) payloads.emplace(out, p->second);
@@ -1009,6 +1054,10 @@ Result<std::size_t> Collection::compact() {
     norms_ = std::move(norms);
     if (have_originals) originals_ = std::move(originals);
     payloads_ = std::move(payloads);
+    if (rcs > 0) {
+      rel_codes_ = std::move(rel_codes);
+      rel_norms_ = std::move(rel_norms);
+    }
     index_ = std::move(index);
     indexed_rows_ = index_ ? out : 0;
   }
@@ -1060,6 +1109,10 @@ std::vector<float> Collection::reconstruct(std::size_t row) const {
 }
 
 Result<std::vector<std::vector<ScoredPoint>>> Collection::search(const SearchRequest& req) const {
+  if (!req.space.name.empty() && req.space.name != config_.vector_name.value_or("")) return search_space(req);
+  if (req.space.method || req.space.relative_input) {
+    return Status::invalid_argument("a cross-model method or a relative query needs 'using' a model or the relative vector");
+  }
   const std::size_t dim = config_.dim;
   const std::size_t nq = req.nq;
   if (req.queries.size() != nq * dim) {
@@ -1186,8 +1239,13 @@ Result<std::vector<std::vector<ScoredPoint>>> Collection::search(const SearchReq
     }
   }
 
-  const bool distance = config_.metric == Metric::kL2;
-  for (std::size_t i = 0; i < nq; ++i) {
+  return collect_results(found, req, config_.metric == Metric::kL2);
+}
+
+std::vector<std::vector<ScoredPoint>> Collection::collect_results(const kernels::TopK& found,
+                                                                  const SearchRequest& req, bool distance) const {
+  std::vector<std::vector<ScoredPoint>> results(found.nq);
+  for (std::size_t i = 0; i < found.nq; ++i) {
     auto& out = results[i];
     std::size_t seen = 0;
     for (std::size_t j = 0; j < found.k; ++j) {
@@ -1262,7 +1320,8 @@ std::size_t Collection::count(const Filter* filter) const {
 MemoryUsage Collection::memory_usage() const {
   std::shared_lock lock(mu_);
   MemoryUsage m;
-  m.codes = codes_.capacity() + norms_.capacity() * sizeof(float) + live_.capacity() * 8;
+  m.codes = codes_.capacity() + norms_.capacity() * sizeof(float) + live_.capacity() * 8 + rel_codes_.capacity() +
+            rel_norms_.capacity() * sizeof(float);
   m.originals = originals_.capacity() * sizeof(float);
   m.ids = row_ids_.capacity() * sizeof(PointId) + id_to_row_.memory_bytes();
   for (const auto& [row, value] : payloads_) {

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "anchor_state.h"
 #include "engine_shared.h"
 #include "vecstash/common/blob.h"
 #include "vecstash/common/log.h"
@@ -132,6 +133,9 @@ Result<std::shared_ptr<Collection>> Engine::create_collection(const std::string&
   for (Column column : {Column::kIds, Column::kCodes, Column::kOriginals, Column::kPayloads, Column::kIndex}) {
     VECSTASH_RETURN_IF_ERROR(store.erase_range(column, keys::cid(cid), storage::prefix_end(keys::cid(cid))));
   }
+  VECSTASH_RETURN_IF_ERROR(store.erase(Column::kMeta, keys::anchors(cid)));
+  VECSTASH_RETURN_IF_ERROR(
+      store.erase_range(Column::kMeta, keys::model_prefix(cid), storage::prefix_end(keys::model_prefix(cid))));
   storage::WriteBatch batch;
   const auto blob = collection_blob(cid, config);
   batch.put(Column::kMeta, keys::collection(name), std::string_view(reinterpret_cast<const char*>(blob.data()), blob.size()));
@@ -173,6 +177,9 @@ Status Engine::drop_collection(const std::string& name) {
   }
   const std::string cal_prefix = "calibration/" + keys::cid(cid);
   VECSTASH_RETURN_IF_ERROR(store.erase_range(Column::kMeta, cal_prefix, storage::prefix_end(cal_prefix)));
+  VECSTASH_RETURN_IF_ERROR(store.erase(Column::kMeta, keys::anchors(cid)));
+  VECSTASH_RETURN_IF_ERROR(
+      store.erase_range(Column::kMeta, keys::model_prefix(cid), storage::prefix_end(keys::model_prefix(cid))));
   return Status::ok();
 }
 

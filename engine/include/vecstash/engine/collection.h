@@ -31,6 +31,7 @@
 #include <nlohmann/json.hpp>
 
 #include "vecstash/common/status.h"
+#include "vecstash/engine/anchors.h"
 #include "vecstash/engine/collection_config.h"
 #include "vecstash/engine/filter.h"
 #include "vecstash/engine/point_id.h"
@@ -72,6 +73,9 @@ struct SearchRequest {
   std::optional<double> oversampling;
   std::optional<int> hnsw_ef;
   std::optional<int> ivf_nprobe;
+  /// Which vectors the queries are for: the collection's own (default), its relative vectors or a
+  /// registered model's space (anchors.h). The query dimension follows: dim, anchors, or the model's.
+  QuerySpace space;
 };
 
 /// One search hit. score: cosine or inner product (higher is better) or Euclidean distance (lower).
@@ -209,7 +213,23 @@ class Collection {
   /// [1, 10000], k in [1, 1000]. Runs exact scans over the whole collection: O(sample x points).
   Result<CompressionReport> evaluate_compression(std::size_t sample, std::size_t k, std::uint64_t seed = 42) const;
 
-  struct State;  ///< internal: the immutable calibration (PCA, codec, generation)
+  // ---- anchors, relative vectors and cross-model queries (anchors.h) ----
+  /// Choose (or take) the anchor set, replacing any earlier one and removing its models; computes
+  /// the relative vectors when requested. Durable when it returns.
+  Result<AnchorInfo> set_anchors(const AnchorRequest& request);
+  /// The anchor set, or nullopt when there is none.
+  std::optional<AnchorInfo> anchors() const;
+  /// The anchor vectors (count x dim, in the collection's space, as stored), or NotFound.
+  Result<std::vector<float>> anchor_vectors() const;
+  /// Remove the anchor set, its models and the relative vectors. NotFound when there is none.
+  Status clear_anchors();
+  /// Register (or replace) a model by its embeddings of the anchors; fits both maps. Durable.
+  Result<ModelInfo> register_model(const ModelRequest& request);
+  /// NotFound when absent.
+  Status remove_model(const std::string& name);
+
+  struct State;        ///< internal: the immutable calibration (PCA, codec, generation)
+  struct AnchorState;  ///< internal: the immutable anchor set and its models
 
  private:
   friend class Engine;
@@ -220,6 +240,24 @@ class Collection {
   static Result<std::shared_ptr<Collection>> load(EngineShared* shared, std::uint32_t cid, std::string name,
                                                   CollectionConfig config);
   Status load_data();
+  Status load_anchors();  // from the store; recomputes the relative vectors
+  // Relative vectors of rows [first, rows_) (or of all rows when first == 0) with `anchors`, computed
+  // from the stored vectors. Caller holds write_mu_ (rows are stable); no lock on mu_ needed.
+  Status compute_relative(const AnchorState& anchors, std::size_t first, std::size_t count,
+                          std::vector<std::uint8_t>* codes, std::vector<float>* norms) const;
+  // Relative codes (and norms) of float rows in the collection's space: GPU when present, else CPU.
+  Status relative_of(const AnchorState& anchors, MatrixView<const float> rows, std::span<std::uint8_t> codes,
+                     std::span<float> norms) const;
+  // After calibration or recalibration changed the stored vectors: recompute every relative vector.
+  Status refresh_relative_locked();
+  Result<std::vector<std::vector<ScoredPoint>>> search_space(const SearchRequest& req) const;
+  Result<std::vector<std::vector<ScoredPoint>>> search_relative(const AnchorState& anchors,
+                                                                MatrixView<const float> rel,
+                                                                const SearchRequest& req) const;
+  // Turn row ids and scores into results (threshold, offset, limit, payloads, vectors); caller holds mu_.
+  std::vector<std::vector<ScoredPoint>> collect_results(const kernels::TopK& found, const SearchRequest& req,
+                                                        bool distance) const;
+  std::vector<float> stored_rows(std::span<const std::size_t> rows) const;  // reconstruct() of many
   Status calibrate_locked(std::size_t sample_rows);
   Status add_to_index_locked(std::size_t first_row);
   Status rebuild_index_locked();  // build over all live rows and persist a snapshot
@@ -258,6 +296,9 @@ class Collection {
   std::vector<float> originals_;            // rows x dim (kept, or pending calibration)
   std::unordered_map<std::uint64_t, nlohmann::json> payloads_;  // by row; rows without one absent
   std::unique_ptr<AnnIndex> index_;
+  std::shared_ptr<const AnchorState> anchors_;  // null without anchors
+  std::vector<std::uint8_t> rel_codes_;         // rows x relative code size, when relative vectors are kept
+  std::vector<float> rel_norms_;                // rows
   std::size_t indexed_rows_ = 0;            // rows [0, indexed_rows_) were offered to the index
   std::size_t live_count_ = 0;
   std::uint64_t epoch_ = 0;                 // row numbering; compaction increments it

@@ -1,0 +1,463 @@
+// Anchor sets, relative vectors and cross-model queries through the engine: strategies, queries in a
+// second model's space by each method, relative vectors following writes and compaction, persistence
+// across restarts, and validation.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <set>
+
+#include "testing/random_data.h"
+#include "testing/temp_dir.h"
+#include "vecstash/engine/engine.h"
+
+namespace vecstash::engine {
+
+// Readable ids in failure messages.
+void PrintTo(const PointId& id, std::ostream* os) { *os << id.to_string(); }
+
+namespace {
+
+using testing::Matrix;
+using testing::TempDir;
+
+constexpr std::size_t kDimA = 24;
+constexpr std::size_t kDimB = 32;
+
+// Clustered rows (a shared offset, 16 centres, noise), like embeddings.
+Matrix clustered(std::size_t n, std::size_t d, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  Matrix centres(16, d), out(n, d);
+  std::vector<float> offset(d);
+  for (auto& v : offset) v = 0.4f * g(rng);
+  for (auto& v : centres.data) v = g(rng);
+  for (std::size_t i = 0; i < n; ++i) {
+    const float* c = centres.row(rng() % 16);
+    for (std::size_t j = 0; j < d; ++j) out.row(i)[j] = offset[j] + c[j] + 0.5f * g(rng);
+  }
+  return out;
+}
+
+// A kDimA x kDimB matrix with orthonormal rows (Gram-Schmidt of Gaussian rows): x -> x Q is an
+// isometry from model A's space into model B's, so model B "embeds" exactly what model A does.
+Matrix isometry(std::uint64_t seed) {
+  Matrix q = testing::gaussian(kDimA, kDimB, seed);
+  for (std::size_t i = 0; i < kDimA; ++i) {
+    for (std::size_t p = 0; p < i; ++p) {
+      double dot = 0;
+      for (std::size_t j = 0; j < kDimB; ++j) dot += double(q.row(i)[j]) * q.row(p)[j];
+      for (std::size_t j = 0; j < kDimB; ++j) q.row(i)[j] -= float(dot) * q.row(p)[j];
+    }
+    double n = 0;
+    for (std::size_t j = 0; j < kDimB; ++j) n += double(q.row(i)[j]) * q.row(i)[j];
+    for (std::size_t j = 0; j < kDimB; ++j) q.row(i)[j] = float(q.row(i)[j] / std::sqrt(n));
+  }
+  return q;
+}
+
+Matrix times(const Matrix& x, const Matrix& q) {
+  Matrix out(x.rows, q.cols);
+  for (std::size_t i = 0; i < x.rows; ++i)
+    for (std::size_t k = 0; k < x.cols; ++k)
+      for (std::size_t j = 0; j < q.cols; ++j) out.row(i)[j] += x.row(i)[k] * q.row(k)[j];
+  return out;
+}
+
+std::unique_ptr<Engine> open_engine(const std::filesystem::path& dir) {
+  EngineOptions o;
+  o.threads = 2;
+  auto e = Engine::open(dir, o);
+  EXPECT_TRUE(e.is_ok()) << e.status().to_string();
+  return e.is_ok() ? std::move(e).value() : nullptr;
+}
+
+CollectionConfig config_of(CodeKind kind, bool keep_originals = true) {
+  CollectionConfig c;
+  c.dim = kDimA;
+  c.metric = Metric::kCos;
+  c.codec.kind = kind;
+  c.keep_originals = keep_originals;
+  c.calibration_sample = 200;
+  return c;
+}
+
+void ingest(Collection& c, const Matrix& m, std::size_t first_id) {
+  std::vector<PointInput> pts(m.rows);
+  for (std::size_t i = 0; i < m.rows; ++i) {
+    pts[i].id = PointId::number(first_id + i);
+    pts[i].vector = {m.row(i), m.cols};
+  }
+  ASSERT_TRUE(c.upsert(pts).is_ok());
+}
+
+std::vector<std::vector<PointId>> ids_of(const Result<std::vector<std::vector<ScoredPoint>>>& r) {
+  EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+  std::vector<std::vector<PointId>> out;
+  if (!r.is_ok()) return out;
+  for (const auto& q : *r) {
+    out.emplace_back();
+    for (const auto& p : q) out.back().push_back(p.id);
+  }
+  return out;
+}
+
+Result<std::vector<std::vector<ScoredPoint>>> query(const Collection& c, const Matrix& q, const std::string& space,
+                                                    std::optional<CrossMethod> method = std::nullopt,
+                                                    bool relative_input = false, std::size_t limit = 10) {
+  SearchRequest r;
+  r.queries = q.data;
+  r.nq = q.rows;
+  r.limit = limit;
+  r.exact = true;
+  r.space.name = space;
+  r.space.method = method;
+  r.space.relative_input = relative_input;
+  return c.search(r);
+}
+
+// The model B embeddings of the anchors: the anchors' A vectors mapped by the isometry.
+ModelRequest model_b(const Collection& c, const Matrix& q, const std::string& name = "model_b") {
+  auto anchors = c.anchor_vectors();
+  EXPECT_TRUE(anchors.is_ok());
+  Matrix a(anchors->size() / kDimA, kDimA);
+  a.data = *anchors;
+  ModelRequest m;
+  m.name = name;
+  m.dim = kDimB;
+  m.vectors = times(a, q).data;
+  return m;
+}
+
+TEST(Anchors, StrategiesPickDistinctExistingPointsDeterministically) {
+  TempDir dir;
+  auto e = open_engine(dir.path());
+  auto c = *e->create_collection("a", config_of(CodeKind::kF32));
+  ingest(*c, clustered(600, kDimA, 1), 0);
+  for (auto strategy : {AnchorStrategy::kRandom, AnchorStrategy::kKMeans, AnchorStrategy::kFarthest}) {
+    AnchorRequest req;
+    req.strategy = strategy;
+    req.count = 40;
+    req.seed = 7;
+    auto info = c->set_anchors(req);
+    ASSERT_TRUE(info.is_ok()) << info.status().to_string();
+    EXPECT_EQ(info->count, 40u);
+    EXPECT_EQ(info->strategy, strategy);
+    std::set<PointId> distinct(info->ids.begin(), info->ids.end());
+    EXPECT_EQ(distinct.size(), 40u) << anchor_strategy_name(strategy);
+    for (const PointId& id : info->ids) EXPECT_LT(id.lo, 600u);
+    EXPECT_EQ(info->relative_rows, 600u);
+    auto again = c->set_anchors(req);
+    ASSERT_TRUE(again.is_ok());
+    EXPECT_EQ(again->ids, info->ids) << "same seed, same anchors: " << anchor_strategy_name(strategy);
+    EXPECT_EQ(again->version, info->version + 1);
+  }
+  // Farthest-point sampling spreads out: its anchors' mean pairwise cosine is below a random set's.
+  auto spread = [&](AnchorStrategy s) {
+    AnchorRequest req;
+    req.strategy = s;
+    req.count = 16;
+    EXPECT_TRUE(c->set_anchors(req).is_ok());
+    auto v = *c->anchor_vectors();
+    double sum = 0;
+    for (std::size_t i = 0; i < 16; ++i)
+      for (std::size_t j = i + 1; j < 16; ++j) {
+        double dot = 0;
+        for (std::size_t k = 0; k < kDimA; ++k) dot += double(v[i * kDimA + k]) * v[j * kDimA + k];
+        sum += dot;
+      }
+    return sum / (16 * 15 / 2);
+  };
+  EXPECT_LT(spread(AnchorStrategy::kFarthest), spread(AnchorStrategy::kRandom));
+}
+
+TEST(Anchors, CrossModelQueriesMatchNativeQueriesForAnIsometricModel) {
+  TempDir dir;
+  auto e = open_engine(dir.path());
+  auto c = *e->create_collection("a", config_of(CodeKind::kF32));
+  const Matrix data = clustered(800, kDimA, 2);
+  ingest(*c, data, 0);
+  AnchorRequest req;
+  req.count = 64;
+  req.relative_kind = CodeKind::kF32;
+  ASSERT_TRUE(c->set_anchors(req).is_ok());
+  const Matrix q = isometry(3);
+  auto info = c->register_model(model_b(*c, q));
+  ASSERT_TRUE(info.is_ok()) << info.status().to_string();
+  EXPECT_GT(info->procrustes_fit_cosine, 0.999);
+  EXPECT_EQ(info->default_method, CrossMethod::kProcrustes);
+
+  const Matrix queries_a = clustered(20, kDimA, 4);
+  const Matrix queries_b = times(queries_a, q);
+  const auto native = ids_of(query(*c, queries_a, ""));
+  EXPECT_EQ(ids_of(query(*c, queries_b, "model_b")), native);
+  EXPECT_EQ(ids_of(query(*c, queries_b, "model_b", CrossMethod::kProcrustes)), native);
+  // Affine with its default pull towards Procrustes: the same map when the spaces are isometric.
+  EXPECT_EQ(ids_of(query(*c, queries_b, "model_b", CrossMethod::kAffine)), native);
+  // Relative: cosines to the anchors are preserved by an isometry, so B's relative query equals A's.
+  const auto relative_a = ids_of(query(*c, queries_a, "relative"));
+  EXPECT_EQ(ids_of(query(*c, queries_b, "model_b", CrossMethod::kRelative)), relative_a);
+  // Relative search of a stored point's own vector finds that point first.
+  Matrix own(1, kDimA);
+  std::copy_n(data.row(123), kDimA, own.row(0));
+  auto self = query(*c, own, "relative");
+  ASSERT_TRUE(self.is_ok());
+  EXPECT_EQ((*self)[0][0].id, PointId::number(123));
+  EXPECT_NEAR((*self)[0][0].score, 1.0f, 1e-4f);
+}
+
+TEST(Anchors, RelativeQueriesGivenAsRelativeVectors) {
+  TempDir dir;
+  auto e = open_engine(dir.path());
+  auto c = *e->create_collection("a", config_of(CodeKind::kF32));
+  ingest(*c, clustered(300, kDimA, 5), 0);
+  AnchorRequest req;
+  req.strategy = AnchorStrategy::kRandom;
+  req.count = 20;
+  req.center = false;
+  req.relative_kind = CodeKind::kF32;
+  ASSERT_TRUE(c->set_anchors(req).is_ok());
+  const auto anchors = *c->anchor_vectors();
+  const Matrix qa = clustered(5, kDimA, 6);
+  // The relative vector by hand: cosine of the query with each (unit) anchor.
+  Matrix rel(5, 20);
+  for (std::size_t i = 0; i < 5; ++i) {
+    double qn = 0;
+    for (std::size_t k = 0; k < kDimA; ++k) qn += double(qa.row(i)[k]) * qa.row(i)[k];
+    for (std::size_t a = 0; a < 20; ++a) {
+      double dot = 0, an = 0;
+      for (std::size_t k = 0; k < kDimA; ++k) {
+        dot += double(qa.row(i)[k]) * anchors[a * kDimA + k];
+        an += double(anchors[a * kDimA + k]) * anchors[a * kDimA + k];
+      }
+      rel.row(i)[a] = float(dot / std::sqrt(qn * an));
+    }
+  }
+  EXPECT_EQ(ids_of(query(*c, rel, "relative", std::nullopt, true)), ids_of(query(*c, qa, "relative")));
+}
+
+TEST(Anchors, RelativeVectorsFollowWritesCompactionAndRestart) {
+  TempDir dir;
+  const Matrix q = isometry(8);
+  const Matrix queries_a = clustered(10, kDimA, 9);
+  const Matrix queries_b = times(queries_a, q);
+  std::vector<std::vector<PointId>> relative_before, model_before, procrustes_before;
+  {
+    auto e = open_engine(dir.path());
+    auto c = *e->create_collection("a", config_of(CodeKind::kI8));
+    ingest(*c, clustered(500, kDimA, 10), 0);
+    AnchorRequest req;
+    req.count = 32;
+    req.relative_kind = CodeKind::kE4M3;
+    ASSERT_TRUE(c->set_anchors(req).is_ok());
+    ASSERT_TRUE(c->register_model(model_b(*c, q)).is_ok());
+    // New points get relative vectors; deleted ones are never returned.
+    const Matrix more = clustered(100, kDimA, 11);
+    ingest(*c, more, 1000);
+    Matrix own(1, kDimA);
+    std::copy_n(more.row(42), kDimA, own.row(0));
+    auto self = query(*c, own, "relative");
+    ASSERT_TRUE(self.is_ok());
+    EXPECT_EQ((*self)[0][0].id, PointId::number(1042));
+    std::vector<PointId> gone;
+    for (std::size_t i = 0; i < 300; ++i) gone.push_back(PointId::number(i));
+    ASSERT_TRUE(c->erase(gone).is_ok());
+    auto after = ids_of(query(*c, queries_a, "relative", std::nullopt, false, 50));
+    for (const auto& row : after)
+      for (const PointId& id : row) EXPECT_TRUE(id.lo >= 300) << id.to_string();
+    relative_before = ids_of(query(*c, queries_a, "relative"));
+    model_before = ids_of(query(*c, queries_b, "model_b", CrossMethod::kRelative));
+    procrustes_before = ids_of(query(*c, queries_b, "model_b"));
+    auto reclaimed = c->compact();
+    ASSERT_TRUE(reclaimed.is_ok());
+    EXPECT_EQ(*reclaimed, 300u);
+    EXPECT_EQ(ids_of(query(*c, queries_a, "relative")), relative_before);
+    EXPECT_EQ(c->anchors()->relative_rows, 300u);
+  }
+  auto e = open_engine(dir.path());
+  auto c = *e->collection("a");
+  auto info = c->anchors();
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->count, 32u);
+  EXPECT_EQ(info->relative_kind, CodeKind::kE4M3);
+  ASSERT_EQ(info->models.size(), 1u);
+  EXPECT_EQ(info->models[0].name, "model_b");
+  EXPECT_EQ(info->models[0].dim, kDimB);
+  EXPECT_EQ(ids_of(query(*c, queries_a, "relative")), relative_before);
+  EXPECT_EQ(ids_of(query(*c, queries_b, "model_b", CrossMethod::kRelative)), model_before);
+  EXPECT_EQ(ids_of(query(*c, queries_b, "model_b")), procrustes_before);
+}
+
+TEST(Anchors, CodesOnlyCollectionRecomputesRelativeVectorsAtCalibration) {
+  TempDir dir;
+  const Matrix queries = clustered(8, kDimA, 12);
+  std::vector<std::vector<PointId>> before;
+  {
+    auto e = open_engine(dir.path());
+    auto cfg = config_of(CodeKind::kI8, /*keep_originals=*/false);
+    cfg.calibration_sample = 400;
+    auto c = *e->create_collection("a", cfg);
+    ingest(*c, clustered(300, kDimA, 13), 0);  // not calibrated yet: relative from the float rows
+    AnchorRequest req;
+    req.strategy = AnchorStrategy::kRandom;
+    req.count = 24;
+    ASSERT_TRUE(c->set_anchors(req).is_ok());
+    ingest(*c, clustered(200, kDimA, 14), 300);  // crosses the sample: calibrates, originals dropped
+    ASSERT_TRUE(c->info().calibrated);
+    before = ids_of(query(*c, queries, "relative"));
+    EXPECT_EQ(c->anchors()->relative_rows, 500u);
+  }
+  auto e = open_engine(dir.path());
+  auto c = *e->collection("a");
+  // Rebuilt on open from the decoded codes, as it was after calibration.
+  EXPECT_EQ(ids_of(query(*c, queries, "relative")), before);
+}
+
+TEST(Anchors, SuppliedAnchorsAndIds) {
+  TempDir dir;
+  auto e = open_engine(dir.path());
+  auto c = *e->create_collection("a", config_of(CodeKind::kF16));
+  const Matrix data = clustered(200, kDimA, 15);
+  ingest(*c, data, 0);
+  AnchorRequest by_ids;
+  by_ids.strategy = AnchorStrategy::kIds;
+  by_ids.ids = {PointId::number(5), PointId::number(50), PointId::number(150)};
+  auto info = c->set_anchors(by_ids);
+  ASSERT_TRUE(info.is_ok()) << info.status().to_string();
+  EXPECT_EQ(info->ids, by_ids.ids);
+  AnchorRequest supplied;
+  supplied.strategy = AnchorStrategy::kVectors;
+  const Matrix items = clustered(4, kDimA, 16);
+  supplied.ids = {PointId::number(9001), PointId::number(9002), PointId::number(9003), PointId::number(9004)};
+  supplied.vectors = items.data;
+  info = c->set_anchors(supplied);
+  ASSERT_TRUE(info.is_ok()) << info.status().to_string();
+  EXPECT_EQ(info->ids, supplied.ids);
+  // Stored normalised (cosine collection).
+  const auto v = *c->anchor_vectors();
+  double n = 0;
+  for (std::size_t k = 0; k < kDimA; ++k) n += double(v[k]) * v[k];
+  EXPECT_NEAR(n, 1.0, 1e-5);
+}
+
+TEST(Anchors, ReplacingAnchorsRemovesModelsAndClearingRemovesEverything) {
+  TempDir dir;
+  auto e = open_engine(dir.path());
+  auto c = *e->create_collection("a", config_of(CodeKind::kF32));
+  ingest(*c, clustered(200, kDimA, 17), 0);
+  AnchorRequest req;
+  req.count = 16;
+  ASSERT_TRUE(c->set_anchors(req).is_ok());
+  const Matrix q = isometry(18);
+  ASSERT_TRUE(c->register_model(model_b(*c, q)).is_ok());
+  ASSERT_EQ(c->anchors()->models.size(), 1u);
+  ASSERT_TRUE(c->set_anchors(req).is_ok());
+  EXPECT_TRUE(c->anchors()->models.empty());
+  const Matrix qb = times(clustered(2, kDimA, 19), q);
+  EXPECT_EQ(query(*c, qb, "model_b").status().code(), StatusCode::kInvalidArgument);
+  ASSERT_TRUE(c->clear_anchors().is_ok());
+  EXPECT_FALSE(c->anchors().has_value());
+  EXPECT_EQ(c->clear_anchors().code(), StatusCode::kNotFound);
+  EXPECT_EQ(query(*c, clustered(1, kDimA, 20), "relative").status().code(), StatusCode::kInvalidArgument);
+  // A dropped collection's anchors do not come back with a new collection of the same name.
+  ASSERT_TRUE(c->set_anchors(req).is_ok());
+  ASSERT_TRUE(e->drop_collection("a").is_ok());
+  auto again = *e->create_collection("a", config_of(CodeKind::kF32));
+  EXPECT_FALSE(again->anchors().has_value());
+}
+
+TEST(Anchors, BadInputIsRejectedAndChangesNothing) {
+  TempDir dir;
+  auto e = open_engine(dir.path());
+  auto c = *e->create_collection("a", config_of(CodeKind::kF32));
+  ingest(*c, clustered(100, kDimA, 21), 0);
+  const Matrix q = isometry(22);
+  // No anchors yet.
+  ModelRequest early;
+  early.name = "m";
+  early.dim = kDimB;
+  EXPECT_EQ(c->register_model(early).status().code(), StatusCode::kFailedPrecondition);
+  auto bad = [&](AnchorRequest r) { return c->set_anchors(r).status().code(); };
+  AnchorRequest r;
+  r.count = 1;
+  EXPECT_EQ(bad(r), StatusCode::kInvalidArgument);
+  r.count = 101;  // more than the points
+  EXPECT_EQ(bad(r), StatusCode::kInvalidArgument);
+  r.count = 10;
+  r.relative_kind = CodeKind::kB1;
+  EXPECT_EQ(bad(r), StatusCode::kInvalidArgument);
+  r.relative_kind = CodeKind::kF16;
+  r.ids = {PointId::number(1)};
+  EXPECT_EQ(bad(r), StatusCode::kInvalidArgument);  // ids with kmeans
+  r.strategy = AnchorStrategy::kIds;
+  r.ids = {PointId::number(1), PointId::number(1)};
+  EXPECT_EQ(bad(r), StatusCode::kInvalidArgument);
+  r.ids = {PointId::number(1), PointId::number(5000)};
+  EXPECT_EQ(bad(r), StatusCode::kNotFound);
+  r.strategy = AnchorStrategy::kVectors;
+  r.ids = {PointId::number(1), PointId::number(2)};
+  r.vectors.assign(kDimA * 2 - 1, 0.5f);
+  EXPECT_EQ(bad(r), StatusCode::kInvalidArgument);
+  r.vectors.assign(kDimA * 2, 0.5f);
+  r.vectors[3] = NAN;
+  EXPECT_EQ(bad(r), StatusCode::kInvalidArgument);
+  EXPECT_FALSE(c->anchors().has_value());
+
+  AnchorRequest ok;
+  ok.count = 10;
+  ASSERT_TRUE(c->set_anchors(ok).is_ok());
+  ModelRequest m = model_b(*c, q);
+  ModelRequest short_vectors = m;
+  short_vectors.vectors.pop_back();
+  EXPECT_EQ(c->register_model(short_vectors).status().code(), StatusCode::kInvalidArgument);
+  ModelRequest nan_vectors = m;
+  nan_vectors.vectors[7] = INFINITY;
+  EXPECT_EQ(c->register_model(nan_vectors).status().code(), StatusCode::kInvalidArgument);
+  ModelRequest clash = m;
+  clash.name = "relative";
+  EXPECT_EQ(c->register_model(clash).status().code(), StatusCode::kInvalidArgument);
+  ModelRequest bad_name = m;
+  bad_name.name = "a b";
+  EXPECT_EQ(c->register_model(bad_name).status().code(), StatusCode::kInvalidArgument);
+  ModelRequest bad_lambda = m;
+  bad_lambda.lambda = -1;
+  EXPECT_EQ(c->register_model(bad_lambda).status().code(), StatusCode::kInvalidArgument);
+  ModelRequest stale = m;
+  stale.anchors_version = c->anchors()->version + 1;  // made for another anchor set
+  EXPECT_EQ(c->register_model(stale).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(c->anchors()->models.empty());
+  m.anchors_version = c->anchors()->version;
+  ASSERT_TRUE(c->register_model(m).is_ok());
+
+  const Matrix qa = clustered(2, kDimA, 23);
+  EXPECT_EQ(query(*c, qa, "model_b").status().code(), StatusCode::kInvalidArgument);  // wrong dimension
+  EXPECT_EQ(query(*c, qa, "nope").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(query(*c, qa, "relative", CrossMethod::kAffine).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(query(*c, qa, "", CrossMethod::kAffine).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(query(*c, qa, "relative", std::nullopt, true).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(c->remove_model("nope").code(), StatusCode::kNotFound);
+  ASSERT_TRUE(c->remove_model("model_b").is_ok());
+  EXPECT_TRUE(c->anchors()->models.empty());
+}
+
+TEST(Anchors, WithoutStoredRelativeVectorsOnlyMapsAnswer) {
+  TempDir dir;
+  auto e = open_engine(dir.path());
+  auto c = *e->create_collection("a", config_of(CodeKind::kF32));
+  ingest(*c, clustered(300, kDimA, 24), 0);
+  AnchorRequest req;
+  req.count = 32;
+  req.store_relative = false;
+  ASSERT_TRUE(c->set_anchors(req).is_ok());
+  EXPECT_EQ(c->anchors()->relative_rows, 0u);
+  const Matrix q = isometry(25);
+  ASSERT_TRUE(c->register_model(model_b(*c, q)).is_ok());
+  const Matrix qa = clustered(4, kDimA, 26);
+  EXPECT_EQ(ids_of(query(*c, times(qa, q), "model_b")), ids_of(query(*c, qa, "")));
+  EXPECT_EQ(query(*c, times(qa, q), "model_b", CrossMethod::kRelative).status().code(),
+            StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace vecstash::engine
