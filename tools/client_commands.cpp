@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iterator>
 #include <limits>
 #include <memory>
@@ -641,6 +642,16 @@ CLI::App* add_query_command(CLI::App& app, QueryArgs& args) {
   cmd->add_flag("--with-payload", args.with_payload, "Show each result's payload");
   cmd->add_flag("--exact", args.exact, "Exact scan of the codes, bypassing an approximate index");
   cmd->add_flag("--json", args.json, "Print the server's result as JSON instead of a table");
+  auto* using_name =
+      cmd->add_option("--using", args.using_name,
+                      "Search another space: a model registered with `vecstash model register` (the "
+                      "query is that model's embedding) or the relative vector (see `vecstash anchors`)");
+  cmd->add_option("--method", args.method, "With a model: how to answer (default: the model's own method)")
+      ->check(CLI::IsMember({"relative", "procrustes", "affine"}))
+      ->needs(using_name);
+  cmd->add_flag("--relative-input", args.relative_input,
+                "With the relative vector: the query already is a relative vector (one value per anchor)")
+      ->needs(using_name);
   return cmd;
 }
 
@@ -701,6 +712,9 @@ int run_query(const QueryArgs& a) {
     json s = {{"query", float_array(q.data(), q.size())}, {"limit", a.limit}, {"with_payload", a.with_payload}};
     if (!filter.is_null()) s["filter"] = filter;
     if (a.exact) s["params"] = {{"exact", true}};
+    if (!a.using_name.empty()) s["using"] = a.using_name;
+    if (!a.method.empty()) s["params"]["vecstash"]["method"] = a.method;
+    if (a.relative_input) s["params"]["vecstash"]["relative_input"] = true;
     searches.push_back(std::move(s));
   }
   const bool batch = searches.size() > 1;
@@ -800,6 +814,7 @@ void print_details(const std::string& name, const std::string& url, const json& 
   std::vector<std::pair<std::string, std::string>> settings;
   json shown = ours;
   shown.erase("state");
+  shown.erase("anchors");  // a section of its own below
   if (field(shown, "index") == "" || field(shown, "index").is_null()) shown["index"] = "flat (exact scan)";
   flatten(shown, "", &settings);
   print_section("settings", settings);
@@ -822,6 +837,18 @@ void print_details(const std::string& name, const std::string& url, const json& 
   }
   st.emplace_back("recalibration", recal_text);
   print_section("state", st);
+
+  if (const json& anchors = field(ours, "anchors"); anchors.is_object()) {
+    std::string models;
+    for (const json& m : field(anchors, "models")) models += (models.empty() ? "" : ", ") + text(m);
+    print_section("anchors", {{"version", text(field(anchors, "version"))},
+                              {"strategy", text(field(anchors, "strategy"))},
+                              {"anchors", text(field(anchors, "count"))},
+                              {"relative vectors", field(anchors, "relative").is_null()
+                                                       ? std::string("not kept")
+                                                       : "'" + text(field(anchors, "relative")) + "'"},
+                              {"models", models.empty() ? "none" : models}});
+  }
 
   const json& mem = field(state, "memory_bytes");
   const double points = number_or(field(info, "points_count"), 0);
@@ -952,6 +979,511 @@ int run_inspect(const InspectArgs& a) {
   print_details(a.collection, a.connection.url, *info, *recal);
   if (a.report) print_report(report);
   return 0;
+}
+
+// ---- anchors and models ------------------------------------------------------------------------
+
+namespace {
+
+bool is_sampling_strategy(const std::string& s) { return s == "random" || s == "kmeans" || s == "farthest"; }
+
+/// Ids from a comma-separated flag value or from a file; an empty list when neither is given.
+/// Errors: a bad flag value is a usage error (2), an unreadable or bad file a failure (1).
+struct IdsOrExit {
+  std::vector<json> ids;
+  int exit_code = 0;
+};
+IdsOrExit ids_from_flags(const std::string& list, const std::string& file) {
+  IdsOrExit out;
+  if (!list.empty()) {
+    auto ids = parse_id_list(list, "--ids");
+    if (!ids.is_ok()) {
+      spdlog::error("{}", ids.status().message());
+      out.exit_code = kExitUsage;
+      return out;
+    }
+    out.ids = std::move(ids).value();
+  } else if (!file.empty()) {
+    auto ids = read_id_file(file);
+    if (!ids.is_ok()) {
+      spdlog::error("{}", ids.status().message());
+      out.exit_code = kExitFailure;
+      return out;
+    }
+    out.ids = std::move(ids).value();
+  }
+  return out;
+}
+
+/// Every row of a vector file; `format_name` as --format.
+Result<VectorFile> read_all_rows(const std::string& path, const std::string& format_name) {
+  auto format = parse_vector_format(format_name);
+  if (!format.is_ok()) return format.status();
+  ReadOptions ro;
+  ro.format = *format;
+  return read_vector_file(path, ro);
+}
+
+/// The ids of a JSONL file's rows when every line has one; empty otherwise (other formats have none).
+std::vector<json> ids_of_rows(const VectorFile& f) {
+  if (f.ids.size() != f.rows) return {};
+  if (std::any_of(f.ids.begin(), f.ids.end(), [](const json& id) { return id.is_null(); })) return {};
+  return f.ids;
+}
+
+std::string fixed4(const json& v) { return v.is_number() ? fmt::format("{:.4f}", v.get<double>()) : "-"; }
+
+void print_models(const json& models) {
+  if (!models.is_array() || models.empty()) {
+    std::fputs("(no models registered)\n", stdout);
+    return;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const json& m : models) {
+    rows.push_back({text(field(m, "name")), text(field(m, "dim")), text(field(m, "method")),
+                    fmt::format("{:g}", number_or(field(m, "lambda"), NAN)), text(field(m, "anchors_version")),
+                    fixed4(field(m, "procrustes_fit_cosine")), fixed4(field(m, "affine_fit_cosine")),
+                    fixed4(field(m, "affine_orthogonality_gap"))});
+  }
+  print_table({"name", "dim", "method", "lambda", "anchors version", "procrustes fit", "affine fit", "affine gap"},
+              rows, {false, true, false, true, true, true, true, true});
+}
+
+void print_anchor_info(const std::string& collection, const std::string& url, const json& a) {
+  const json& rel = field(a, "relative");
+  const std::string relative =
+      field(rel, "store") == true
+          ? fmt::format("'{}': {} codes, {} rows, {}", text(field(rel, "name")), text(field(rel, "kind")),
+                        text(field(rel, "rows")), human_bytes(number_or(field(rel, "bytes"), 0)))
+          : std::string("not kept");
+  const json& ids = field(a, "ids");
+  std::string id_text;
+  constexpr std::size_t kShown = 8;
+  for (std::size_t i = 0; ids.is_array() && i < std::min(ids.size(), kShown); ++i) {
+    id_text += (i ? ", " : "") + text(ids[i]);
+  }
+  if (ids.is_array() && ids.size() > kShown)
+    id_text += fmt::format(", … ({} in all; --ids-out writes them)", ids.size());
+  print_section(fmt::format("anchor set of '{}' at {}", collection, url),
+                {{"version", text(field(a, "version"))},
+                 {"strategy", text(field(a, "strategy"))},
+                 {"anchors", text(field(a, "count"))},
+                 {"seed", text(field(a, "seed"))},
+                 {"centred", field(a, "center") == true ? "yes (the anchors' mean is subtracted)" : "no"},
+                 {"relative vectors", relative},
+                 {"ids", id_text.empty() ? "-" : id_text}});
+  std::fputs("models\n", stdout);
+  print_models(field(a, "models"));
+}
+
+void print_json(const json& j) {
+  std::fputs((j.dump(2, ' ', false, json::error_handler_t::replace) + "\n").c_str(), stdout);
+}
+
+int anchors_set(const AnchorsArgs& a) {
+  const bool have_ids = !a.ids.empty() || !a.ids_file.empty();
+  const std::string strategy = a.strategy.value_or(!a.file.empty() ? "vectors" : have_ids ? "ids" : "kmeans");
+  if (is_sampling_strategy(strategy) && (have_ids || !a.file.empty())) {
+    spdlog::error("--ids, --ids-file and --file go with --strategy ids or vectors, not {}", strategy);
+    return kExitUsage;
+  }
+  if (strategy == "ids" && (!have_ids || !a.file.empty())) {
+    spdlog::error("--strategy ids takes the points as --ids 1,2,3 or --ids-file FILE (and no --file)");
+    return kExitUsage;
+  }
+  if (strategy == "vectors" && a.file.empty()) {
+    spdlog::error(
+        "--strategy vectors needs --file (the anchors' vectors) with their ids (--ids, --ids-file, or the "
+        "ids of a JSONL file)");
+    return kExitUsage;
+  }
+  if (!is_sampling_strategy(strategy) && a.count) {
+    spdlog::error("--count goes with --strategy random, kmeans or farthest; with {} the ids given set the count",
+                  strategy);
+    return kExitUsage;
+  }
+  if (!a.file.empty() && !parse_vector_format(a.format).is_ok()) {
+    spdlog::error("--format: {}", parse_vector_format(a.format).status().message());
+    return kExitUsage;
+  }
+  IdsOrExit ids = ids_from_flags(a.ids, a.ids_file);
+  if (ids.exit_code != 0) return ids.exit_code;
+
+  json body = {{"strategy", strategy}};
+  if (a.count) body["count"] = *a.count;
+  if (a.seed) body["seed"] = *a.seed;
+  if (a.no_center) body["center"] = false;
+  json relative = json::object();
+  if (a.no_relative) relative["store"] = false;
+  if (!a.relative_kind.empty()) relative["kind"] = a.relative_kind;
+  if (!a.relative_name.empty()) relative["name"] = a.relative_name;
+  if (!relative.empty()) body["relative"] = relative;
+  if (strategy == "ids") body["ids"] = ids.ids;
+  if (strategy == "vectors") {
+    auto f = read_all_rows(a.file, a.format);
+    if (!f.is_ok()) {
+      spdlog::error("{}", f.status().message());
+      return kExitFailure;
+    }
+    if (ids.ids.empty()) ids.ids = ids_of_rows(*f);
+    if (ids.ids.empty()) {
+      spdlog::error("{} has no ids: give the anchors' ids with --ids or --ids-file (one per row)", a.file);
+      return kExitUsage;
+    }
+    if (ids.ids.size() != f->rows) {
+      spdlog::error("{} has {} rows but {} ids were given: one id per row", a.file, f->rows, ids.ids.size());
+      return kExitFailure;
+    }
+    json items = json::array();
+    for (std::size_t r = 0; r < f->rows; ++r)
+      items.push_back({{"id", ids.ids[r]}, {"vector", float_array(f->row(r), f->dim)}});
+    body["anchors"] = std::move(items);
+  }
+  auto client = connect(a.connection);
+  if (!client.is_ok()) {
+    spdlog::error("--url: {}", client.status().message());
+    return kExitUsage;
+  }
+  const auto start = Clock::now();
+  auto result = call(**client, api::Method::kPut, collection_path(a.collection, "/anchors"), body.dump());
+  if (!result.is_ok()) {
+    spdlog::error("setting the anchors of '{}' failed: {}", a.collection, result.status().message());
+    return kExitFailure;
+  }
+  if (a.json) {
+    print_json(*result);
+    return 0;
+  }
+  print_anchor_info(a.collection, a.connection.url, *result);
+  std::fflush(stdout);
+  spdlog::info("anchor set version {} of '{}' set in {:.2f} s", text(field(*result, "version")), a.collection,
+               seconds_since(start));
+  return 0;
+}
+
+int anchors_show(const AnchorsArgs& a) {
+  if (!a.vectors_out.empty()) {
+    const std::string ext = std::filesystem::path(a.vectors_out).extension().string();
+    if (ext != ".fvecs" && ext != ".npy") {
+      spdlog::error("--vectors-out {}: the name must end in .fvecs or .npy", a.vectors_out);
+      return kExitUsage;
+    }
+  }
+  auto client = connect(a.connection);
+  if (!client.is_ok()) {
+    spdlog::error("--url: {}", client.status().message());
+    return kExitUsage;
+  }
+  const bool with_vectors = !a.vectors_out.empty();
+  auto result = call(**client, api::Method::kGet,
+                     collection_path(a.collection, with_vectors ? "/anchors?with_vectors=true" : "/anchors"));
+  if (!result.is_ok()) {
+    spdlog::error("anchors of '{}': {}", a.collection, result.status().message());
+    return kExitFailure;
+  }
+  json info = std::move(result).value();
+  if (!a.ids_out.empty()) {
+    std::string lines;
+    for (const json& id : field(info, "ids")) lines += text(id) + "\n";
+    std::FILE* out = std::fopen(a.ids_out.c_str(), "wb");
+    bool written = out != nullptr && std::fwrite(lines.data(), 1, lines.size(), out) == lines.size();
+    if (out != nullptr && std::fclose(out) != 0) written = false;
+    if (!written) {
+      spdlog::error("--ids-out {}: cannot write the file", a.ids_out);
+      return kExitFailure;
+    }
+    spdlog::info("wrote {} anchor ids to {}", field(info, "ids").size(), a.ids_out);
+  }
+  if (with_vectors) {
+    const json& rows = field(info, "vectors");
+    const std::size_t dim = rows.is_array() && !rows.empty() && rows[0].is_array() ? rows[0].size() : 0;
+    std::vector<float> values;
+    values.reserve(rows.size() * dim);
+    for (const json& row : rows) {
+      if (!row.is_array() || row.size() != dim) {
+        spdlog::error("the server's anchor vectors are not {} x {} numbers", rows.size(), dim);
+        return kExitFailure;
+      }
+      for (const json& x : row) values.push_back(x.is_number() ? x.get<float>() : NAN);
+    }
+    if (const Status s = write_vector_file(a.vectors_out, values.data(), rows.size(), dim); !s.is_ok()) {
+      spdlog::error("--vectors-out: {}", s.message());
+      return kExitFailure;
+    }
+    spdlog::info("wrote {} anchor vectors of dimension {} to {}", rows.size(), dim, a.vectors_out);
+    info.erase("vectors");
+  }
+  if (a.json) {
+    print_json(info);
+  } else {
+    print_anchor_info(a.collection, a.connection.url, info);
+  }
+  return 0;
+}
+
+int anchors_delete(const AnchorsArgs& a) {
+  auto client = connect(a.connection);
+  if (!client.is_ok()) {
+    spdlog::error("--url: {}", client.status().message());
+    return kExitUsage;
+  }
+  auto result = call(**client, api::Method::kDelete, collection_path(a.collection, "/anchors"));
+  if (!result.is_ok()) {
+    spdlog::error("deleting the anchors of '{}' failed: {}", a.collection, result.status().message());
+    return kExitFailure;
+  }
+  if (a.json) {
+    print_json(*result);
+  } else {
+    std::fputs(fmt::format("deleted the anchor set of '{}', its models and relative vectors\n", a.collection).c_str(),
+               stdout);
+  }
+  return 0;
+}
+
+std::string model_path(const std::string& collection, const std::string& name) {
+  return collection_path(collection, "/models/" + encode_segment(name));
+}
+
+int model_register(const ModelArgs& a) {
+  if (!parse_vector_format(a.format).is_ok()) {
+    spdlog::error("--format: {}", parse_vector_format(a.format).status().message());
+    return kExitUsage;
+  }
+  auto f = read_all_rows(a.file, a.format);
+  if (!f.is_ok()) {
+    spdlog::error("{}", f.status().message());
+    return kExitFailure;
+  }
+  IdsOrExit ids = ids_from_flags("", a.ids_file);
+  if (ids.exit_code != 0) return ids.exit_code;
+  if (ids.ids.empty()) ids.ids = ids_of_rows(*f);
+  if (!ids.ids.empty() && ids.ids.size() != f->rows) {
+    spdlog::error("{} has {} rows but {} has {} ids: one id per row", a.file, f->rows, a.ids_file, ids.ids.size());
+    return kExitFailure;
+  }
+  json body = json::object();
+  if (ids.ids.empty()) {
+    // The rows are the model's embeddings of the anchors in the anchor set's order.
+    json rows = json::array();
+    for (std::size_t r = 0; r < f->rows; ++r) rows.push_back(float_array(f->row(r), f->dim));
+    body["vectors"] = std::move(rows);
+  } else {
+    json items = json::array();
+    for (std::size_t r = 0; r < f->rows; ++r)
+      items.push_back({{"id", ids.ids[r]}, {"vector", float_array(f->row(r), f->dim)}});
+    body["anchors"] = std::move(items);
+  }
+  if (!a.method.empty()) body["method"] = a.method;
+  if (a.lambda) body["lambda"] = *a.lambda;
+  auto client = connect(a.connection);
+  if (!client.is_ok()) {
+    spdlog::error("--url: {}", client.status().message());
+    return kExitUsage;
+  }
+  auto result = call(**client, api::Method::kPut, model_path(a.collection, a.name), body.dump());
+  if (!result.is_ok()) {
+    spdlog::error("registering model '{}' on '{}' failed: {}", a.name, a.collection, result.status().message());
+    return kExitFailure;
+  }
+  if (a.json) {
+    print_json(*result);
+    return 0;
+  }
+  const json& m = *result;
+  std::fputs(
+      fmt::format("registered model '{}' on '{}' (anchor set version {}): {} dimensions, default method {}\n"
+                  "fit on the anchors: procrustes cosine {}, affine cosine {} (orthogonality gap {}, lambda {:g})\n",
+                  text(field(m, "name")), a.collection, text(field(m, "anchors_version")), text(field(m, "dim")),
+                  text(field(m, "method")), fixed4(field(m, "procrustes_fit_cosine")),
+                  fixed4(field(m, "affine_fit_cosine")), fixed4(field(m, "affine_orthogonality_gap")),
+                  number_or(field(m, "lambda"), NAN))
+          .c_str(),
+      stdout);
+  return 0;
+}
+
+int model_list(const ModelArgs& a) {
+  auto client = connect(a.connection);
+  if (!client.is_ok()) {
+    spdlog::error("--url: {}", client.status().message());
+    return kExitUsage;
+  }
+  auto result = call(**client, api::Method::kGet, collection_path(a.collection, "/models"));
+  if (!result.is_ok()) {
+    spdlog::error("models of '{}': {}", a.collection, result.status().message());
+    return kExitFailure;
+  }
+  if (a.json) {
+    print_json(*result);
+  } else {
+    print_models(field(*result, "models"));
+  }
+  return 0;
+}
+
+int model_delete(const ModelArgs& a) {
+  auto client = connect(a.connection);
+  if (!client.is_ok()) {
+    spdlog::error("--url: {}", client.status().message());
+    return kExitUsage;
+  }
+  auto result = call(**client, api::Method::kDelete, model_path(a.collection, a.name));
+  if (!result.is_ok()) {
+    spdlog::error("deleting model '{}' of '{}' failed: {}", a.name, a.collection, result.status().message());
+    return kExitFailure;
+  }
+  if (a.json) {
+    print_json(*result);
+  } else {
+    std::fputs(fmt::format("deleted model '{}' of '{}'\n", a.name, a.collection).c_str(), stdout);
+  }
+  return 0;
+}
+
+/// --url, --api-key, --timeout, --collection and --json on a leaf subcommand.
+void add_client_basics(CLI::App* cmd, ConnectionArgs& connection, std::string& collection, bool& json_flag) {
+  cmd->fallthrough();
+  add_connection_options(cmd, connection);
+  cmd->add_option("--collection", collection, "Collection name")->required();
+  cmd->add_flag("--json", json_flag, "Print the server's result as JSON");
+}
+
+}  // namespace
+
+CLI::App* add_anchors_command(CLI::App& app, AnchorsArgs& args) {
+  CLI::App* cmd = app.add_subcommand(
+      "anchors", "The anchor set of a collection on a running server: choose or upload it, show it, delete it");
+  cmd->fallthrough();
+  cmd->require_subcommand(1);
+  using Action = AnchorsArgs::Action;
+
+  CLI::App* set = cmd->add_subcommand(
+      "set",
+      "Choose the anchors among the points (random, kmeans, farthest), name them (ids) or upload them "
+      "(vectors); replaces the anchor set and removes its models");
+  add_client_basics(set, args.connection, args.collection, args.json);
+  set->add_option("--strategy", args.strategy,
+                  "random, kmeans, farthest, ids or vectors (default: ids with --ids/--ids-file, vectors with --file, "
+                  "else kmeans)")
+      ->check(CLI::IsMember({"random", "kmeans", "farthest", "ids", "vectors"}));
+  set->add_option("--count", args.count, "Anchors to choose (random, kmeans, farthest), in [2, 8192] (default 256)")
+      ->check(CLI::Range(std::size_t{2}, std::size_t{8192}));
+  set->add_option("--seed", args.seed, "Seed of the sampling (default 42)");
+  auto* ids = set->add_option("--ids", args.ids, "The anchors' point ids, comma-separated (strategy ids or vectors)");
+  auto* ids_file = set->add_option("--ids-file", args.ids_file,
+                                   "The anchors' ids from a file, one per line (strategy ids; or vectors: the ids of "
+                                   "--file's rows)")
+                       ->check(CLI::ExistingFile);
+  ids->excludes(ids_file);
+  auto* file =
+      set->add_option("--file", args.file, "The anchors' vectors (.fvecs, .bvecs, .npy, .jsonl), for strategy vectors")
+          ->check(CLI::ExistingFile);
+  set->add_option("--format", args.format, "Format of --file; auto goes by the name")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "fvecs", "bvecs", "npy", "jsonl"}))
+      ->needs(file);
+  set->add_flag("--no-center", args.no_center, "Relative vectors without subtracting the anchors' mean first");
+  auto* kind = set->add_option("--relative-kind", args.relative_kind,
+                               "Code kind of the stored relative vectors: f32, f16, bf16, e4m3, e5m2, i8 (default f16)")
+                   ->check(CLI::IsMember({"f32", "f16", "bf16", "e4m3", "e5m2", "i8"}));
+  auto* name = set->add_option("--relative-name", args.relative_name,
+                               "Name under which queries reach the relative vectors (--using; default relative)");
+  set->add_flag("--no-relative", args.no_relative,
+                "Keep no relative vectors (models answer with procrustes or affine only)")
+      ->excludes(kind)
+      ->excludes(name);
+  set->footer(
+      "Examples:\n"
+      "  vecstash anchors set --collection docs --strategy kmeans --count 256\n"
+      "  vecstash anchors set --collection docs --ids 3,17,42,108\n"
+      "  vecstash anchors set --collection docs --file anchors.npy --ids-file anchor_ids.txt\n"
+      "An ids file holds one id (an unsigned integer or a UUID) per line; # starts a comment.\n"
+      "Exit status: 0 done, 1 the server or a file said no, 2 bad flags.");
+  set->callback([&args] { args.action = Action::kSet; });
+
+  CLI::App* show = cmd->add_subcommand("show", "Show the anchor set and its models; write the ids or vectors out");
+  add_client_basics(show, args.connection, args.collection, args.json);
+  show->add_option("--ids-out", args.ids_out, "Write the anchors' ids to this file, one per line, in order");
+  show->add_option("--vectors-out", args.vectors_out,
+                   "Write the anchors' vectors (in the collection's space, in order) to this .fvecs or .npy file");
+  show->callback([&args] { args.action = Action::kShow; });
+
+  CLI::App* del = cmd->add_subcommand("delete", "Delete the anchor set, its models and the relative vectors");
+  add_client_basics(del, args.connection, args.collection, args.json);
+  del->callback([&args] { args.action = Action::kDelete; });
+  return cmd;
+}
+
+int run_anchors(const AnchorsArgs& a) {
+  switch (a.action) {
+    case AnchorsArgs::Action::kSet:
+      return anchors_set(a);
+    case AnchorsArgs::Action::kShow:
+      return anchors_show(a);
+    case AnchorsArgs::Action::kDelete:
+      return anchors_delete(a);
+  }
+  return kExitUsage;
+}
+
+CLI::App* add_model_command(CLI::App& app, ModelArgs& args) {
+  CLI::App* cmd = app.add_subcommand(
+      "model", "Models registered on a collection by their embeddings of its anchors (cross-model queries)");
+  cmd->fallthrough();
+  cmd->require_subcommand(1);
+  using Action = ModelArgs::Action;
+
+  CLI::App* reg =
+      cmd->add_subcommand("register",
+                          "Register (or replace) a model from its embeddings of the anchors; fits the maps into the "
+                          "collection's space");
+  add_client_basics(reg, args.connection, args.collection, args.json);
+  reg->add_option("--name", args.name, "Model name: 1 to 64 characters of A-Z a-z 0-9 _ . -")->required();
+  auto* file = reg->add_option("--file", args.file,
+                               "The model's embeddings of the anchors (.fvecs, .bvecs, .npy, .jsonl), one row each")
+                   ->required()
+                   ->check(CLI::ExistingFile);
+  reg->add_option("--format", args.format, "Format of --file; auto goes by the name")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "fvecs", "bvecs", "npy", "jsonl"}))
+      ->needs(file);
+  reg->add_option("--ids-file", args.ids_file,
+                  "The anchor id of each row of --file, one per line (default: the ids of a JSONL file, else the rows "
+                  "are in the anchor set's order; `vecstash anchors show --ids-out` writes that order)")
+      ->check(CLI::ExistingFile);
+  reg->add_option("--method", args.method,
+                  "How queries in this model's space are answered by default: procrustes, affine or relative "
+                  "(default procrustes)")
+      ->check(CLI::IsMember({"relative", "procrustes", "affine"}));
+  reg->add_option("--lambda", args.lambda, "Affine map: pull towards the Procrustes map, in [0, 1e6] (default 1)")
+      ->check(CLI::Range(0.0, 1e6));
+  reg->footer(
+      "Then query with the model's embeddings: vecstash query --collection C --using NAME --vector '[...]'\n"
+      "Exit status: 0 done, 1 the server or a file said no, 2 bad flags.");
+  reg->callback([&args] { args.action = Action::kRegister; });
+
+  CLI::App* list = cmd->add_subcommand("list", "The models registered on a collection, with their fit on the anchors");
+  add_client_basics(list, args.connection, args.collection, args.json);
+  list->callback([&args] { args.action = Action::kList; });
+
+  CLI::App* del = cmd->add_subcommand("delete", "Delete a registered model");
+  add_client_basics(del, args.connection, args.collection, args.json);
+  del->add_option("--name", args.name, "Model name")->required();
+  del->callback([&args] { args.action = Action::kDelete; });
+  return cmd;
+}
+
+int run_model(const ModelArgs& a) {
+  switch (a.action) {
+    case ModelArgs::Action::kRegister:
+      return model_register(a);
+    case ModelArgs::Action::kList:
+      return model_list(a);
+    case ModelArgs::Action::kDelete:
+      return model_delete(a);
+  }
+  return kExitUsage;
 }
 
 }  // namespace vecstash::tools

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <optional>
 #include <string>
@@ -455,6 +456,94 @@ Status check_dimension(const VectorFile& file, std::size_t expected, std::string
   if (file.dim == expected) return Status::ok();
   return Status::invalid_argument(fmt::format(
       "dimension mismatch: the file's vectors have {} values, {} has dimension {}", file.dim, what, expected));
+}
+
+// ---- id lists and writing ----------------------------------------------------------------------
+
+Result<std::vector<json>> parse_id_list(std::string_view text, std::string_view what) {
+  std::vector<json> ids;
+  std::size_t line = 1;
+  std::size_t i = 0;
+  auto separator = [](char c) { return c == ',' || c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+  while (i < text.size()) {
+    const char c = text[i];
+    if (c == '\n') ++line;
+    if (separator(c)) {
+      ++i;
+      continue;
+    }
+    if (c == '#') {  // a comment, to the end of the line
+      while (i < text.size() && text[i] != '\n') ++i;
+      continue;
+    }
+    std::size_t j = i;
+    while (j < text.size() && !separator(text[j])) ++j;
+    const std::string_view token = text.substr(i, j - i);
+    i = j;
+    const bool digits = std::all_of(token.begin(), token.end(), [](char d) { return d >= '0' && d <= '9'; });
+    if (digits) {
+      std::uint64_t v = 0;
+      const auto [end, ec] = std::from_chars(token.data(), token.data() + token.size(), v);
+      if (ec != std::errc() || end != token.data() + token.size()) {
+        return Status::invalid_argument(
+            fmt::format("{}, line {}: id {} does not fit in an unsigned 64-bit integer", what, line, token));
+      }
+      ids.emplace_back(v);
+      continue;
+    }
+    const bool uuid_chars = std::all_of(token.begin(), token.end(), [](char d) {
+      return (d >= '0' && d <= '9') || (d >= 'a' && d <= 'f') || (d >= 'A' && d <= 'F') || d == '-';
+    });
+    const std::size_t hyphens = static_cast<std::size_t>(std::count(token.begin(), token.end(), '-'));
+    if (!uuid_chars || !((token.size() == 32 && hyphens == 0) || (token.size() == 36 && hyphens == 4))) {
+      return Status::invalid_argument(
+          fmt::format("{}, line {}: '{}' is not a point id (an unsigned integer or a UUID)", what, line, token));
+    }
+    ids.emplace_back(std::string(token));
+  }
+  if (ids.empty()) return Status::invalid_argument(fmt::format("{}: no ids", what));
+  return ids;
+}
+
+Result<std::vector<json>> read_id_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::not_found(fmt::format("{}: cannot open the file", path.string()));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) return Status::internal(fmt::format("{}: read error", path.string()));
+  return parse_id_list(text, path.string());
+}
+
+Status write_vector_file(const std::filesystem::path& path, const float* values, std::size_t rows, std::size_t dim) {
+  const std::string ext = path.extension().string();
+  if (dim == 0) return Status::invalid_argument(fmt::format("{}: vectors of dimension 0", path.string()));
+  if (ext == ".fvecs") return bench::write_vecs<float>(path, MatrixView<const float>(values, rows, dim));
+  if (ext != ".npy") {
+    return Status::invalid_argument(fmt::format("{}: write .fvecs or .npy (chosen by the name)", path.string()));
+  }
+  // NPY 1.0: magic, version, little-endian u16 header length, the dict padded with spaces to a
+  // multiple of 64 bytes (newline last), then the data.
+  std::string header = fmt::format("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}", rows, dim);
+  while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+  header += '\n';
+  if (header.size() > 0xFFFF) return Status::internal("npy header too long");
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) return Status::invalid_argument(fmt::format("{}: cannot create the file", path.string()));
+  const char prefix[] = {'\x93',
+                         'N',
+                         'U',
+                         'M',
+                         'P',
+                         'Y',
+                         1,
+                         0,
+                         static_cast<char>(header.size() & 0xFF),
+                         static_cast<char>(header.size() >> 8)};
+  out.write(prefix, sizeof(prefix));
+  out.write(header.data(), static_cast<std::streamsize>(header.size()));
+  out.write(reinterpret_cast<const char*>(values), static_cast<std::streamsize>(rows * dim * sizeof(float)));
+  out.close();
+  if (!out) return Status::internal(fmt::format("{}: write error", path.string()));
+  return Status::ok();
 }
 
 }  // namespace vecstash::tools

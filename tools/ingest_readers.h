@@ -59,4 +59,16 @@ Result<VectorFile> read_jsonl(const std::filesystem::path& path, std::size_t max
 /// InvalidArgument naming both dimensions when the file's vectors do not have `expected` values.
 Status check_dimension(const VectorFile& file, std::size_t expected, std::string_view what);
 
+/// Point ids from text: tokens separated by commas, spaces or line breaks; lines starting with '#'
+/// are comments. A token of digits is an unsigned 64-bit id (a JSON number), a token of 32 hex
+/// digits or a hyphenated UUID (36 characters) a UUID id (a JSON string; the server checks it
+/// further). `what` names the source in messages (a flag or a file). An empty list is an error.
+Result<std::vector<nlohmann::json>> parse_id_list(std::string_view text, std::string_view what);
+/// parse_id_list() of a whole file (NotFound when it cannot be opened).
+Result<std::vector<nlohmann::json>> read_id_file(const std::filesystem::path& path);
+
+/// Write `rows` x `dim` float32 values as .fvecs or .npy ('<f4', C order), chosen by the file name
+/// (InvalidArgument for any other name). Replaces an existing file.
+Status write_vector_file(const std::filesystem::path& path, const float* values, std::size_t rows, std::size_t dim);
+
 }  // namespace vecstash::tools

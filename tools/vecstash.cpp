@@ -1,6 +1,8 @@
 // The `vecstash` command line. Subcommands:
 //   serve               the REST server (docs/API.md)
 //   ingest, query, inspect  clients of a running server (upload a vector file, search, show collections)
+//   anchors, model      anchor sets and registered models of a collection (cross-model queries)
+//   bench crossmodel    queries of one embedding model against a corpus of another (anchors)
 //   bench compression   storage versus accuracy of every code kind x PCA level (docs/BENCHMARKS.md)
 //   bench search        collections end to end against FAISS (docs/BENCHMARKS.md)
 //
@@ -15,6 +17,7 @@
 #include <CLI/CLI.hpp>
 #include <omp.h>
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -24,12 +27,14 @@
 #include <vector>
 
 #include "benchmarks/compression_sweep.h"
+#include "benchmarks/crossmodel_bench.h"
 #include "benchmarks/datasets.h"
 #include "benchmarks/report.h"
 #include "benchmarks/search_bench.h"
 #include "client_commands.h"
 #include "serve_command.h"
 #include "vecstash/common/log.h"
+#include "vecstash/engine/anchors.h"
 #include "vecstash/kernels/gpu.h"
 
 namespace {
@@ -198,6 +203,102 @@ int run_bench_search(const SearchArgs& args) {
   std::fputs(bench::format_search_table(all).c_str(), stdout);
   if (!args.csv.empty()) {
     const auto s = bench::write_text_file(args.csv, bench::search_rows_to_csv(all));
+    if (!s.is_ok()) {
+      spdlog::error("{}", s.to_string());
+      return kExitFailure;
+    }
+  }
+  return 0;
+}
+
+struct CrossModelArgs {
+  std::string dataset = "scifact";
+  std::string corpus_model = "minilm";
+  std::string query_model = "wordllama";
+  std::string data_root = "../shared/data";
+  std::string embeddings_root;
+  std::string anchors = "64,128,256,512,1024,2048";
+  std::string strategies = "random,kmeans,farthest,mixed";
+  std::string methods = "relative,procrustes,affine";
+  std::string kinds = "e4m3,i8";
+  std::size_t kinds_anchors = 1024;
+  std::string kinds_strategy = "mixed";
+  std::string relative_kind = "f16";
+  bool no_center = false;
+  double lambda = 1.0;
+  std::uint64_t seed = 42;
+  int threads = 0;
+  std::string work_dir;
+  std::string out;
+  std::string csv;
+};
+
+int run_bench_crossmodel(const CrossModelArgs& args) {
+  bench::CrossModelOptions o;
+  const std::filesystem::path emb =
+      args.embeddings_root.empty() ? bench::default_embeddings_root() : std::filesystem::path(args.embeddings_root);
+  o.corpus_model = emb / (args.dataset + "-" + args.corpus_model);
+  o.query_model = emb / (args.dataset + "-" + args.query_model);
+  o.qrels_test = std::filesystem::path(args.data_root) / args.dataset / "qrels" / "test.tsv";
+  const auto train = std::filesystem::path(args.data_root) / args.dataset / "qrels" / "train.tsv";
+  const auto strategies = split_names(args.strategies);
+  const bool mixed = std::find(strategies.begin(), strategies.end(), "mixed") != strategies.end() ||
+                     (!split_names(args.kinds).empty() && args.kinds_strategy == "mixed");
+  if (mixed) o.qrels_train = train;
+  o.name_a = args.corpus_model;
+  o.name_b = args.query_model;
+  o.anchors.clear();
+  for (const auto& a : split_names(args.anchors)) {
+    if (!all_digits(a) || std::stoul(a) < 2) {
+      spdlog::error("--anchors: '{}' is not an integer >= 2", a);
+      return kExitUsage;
+    }
+    o.anchors.push_back(std::stoul(a));
+  }
+  o.strategies = strategies;
+  for (const auto& st : o.strategies) {
+    if (st != "mixed" && !vecstash::engine::parse_anchor_strategy(st).is_ok()) {
+      spdlog::error("--strategies: '{}' is not random, kmeans, farthest or mixed", st);
+      return kExitUsage;
+    }
+  }
+  o.methods = split_names(args.methods);
+  for (const auto& m : o.methods) {
+    if (!vecstash::engine::parse_cross_method(m).is_ok()) {
+      spdlog::error("--methods: '{}' is not relative, procrustes or affine", m);
+      return kExitUsage;
+    }
+  }
+  o.kinds = split_names(args.kinds);
+  o.kinds_anchors = args.kinds_anchors;
+  o.kinds_strategy = args.kinds_strategy;
+  o.relative_kind = args.relative_kind;
+  o.center = !args.no_center;
+  o.lambda = args.lambda;
+  o.seed = args.seed;
+  o.threads = args.threads;
+  o.work_dir = args.work_dir.empty() ? std::filesystem::temp_directory_path() / "vecstash-bench-crossmodel"
+                                     : std::filesystem::path(args.work_dir);
+  for (const auto& folder : {o.corpus_model, o.query_model}) {
+    if (!std::filesystem::exists(folder / "corpus.fvecs")) {
+      spdlog::error("{}: no embeddings there; make them with benchmarks/embed/embed_beir.py (docs/BENCHMARKS.md)",
+                    folder.string());
+      return kExitFailure;
+    }
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  auto rows = bench::run_crossmodel_bench(o);
+  if (!rows.is_ok()) {
+    spdlog::error("{}", rows.status().to_string());
+    return kExitFailure;
+  }
+  const std::string report = bench::format_crossmodel_report(*rows, o) +
+                             fmt::format("\nWhole run: {:.0f} s.\n",
+                                         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  std::fputs(report.c_str(), stdout);
+  for (const auto& [path, text] : {std::pair{args.out, report}, std::pair{args.csv, bench::crossmodel_rows_to_csv(*rows)}}) {
+    if (path.empty()) continue;
+    const auto s = bench::write_text_file(path, text);
     if (!s.is_ok()) {
       spdlog::error("{}", s.to_string());
       return kExitFailure;
@@ -492,6 +593,42 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(std::size_t{2}, std::size_t{65536}));
 
   vecstash::tools::ServeArgs serve_args;
+  CrossModelArgs xargs;
+  CLI::App* crossmodel = bench_cmd->add_subcommand(
+      "crossmodel", "Queries embedded by one model against a corpus embedded by another, through anchors");
+  crossmodel->add_option("--dataset", xargs.dataset, "BEIR set (folder under --data-root, with qrels/)")->capture_default_str();
+  crossmodel->add_option("--corpus-model", xargs.corpus_model, "Model A, whose embeddings the collection holds")
+      ->capture_default_str();
+  crossmodel->add_option("--query-model", xargs.query_model, "Model B, which embeds the queries and the anchors")
+      ->capture_default_str();
+  crossmodel->add_option("--data-root", xargs.data_root, "Folder of the data sets (qrels)")->capture_default_str();
+  crossmodel->add_option("--embeddings-root", xargs.embeddings_root,
+                         "Embeddings cache (default $VECSTASH_EMBEDDINGS or ~/.cache/vecstash/embeddings)");
+  crossmodel->add_option("--anchors", xargs.anchors, "Anchor counts, comma-separated")->capture_default_str();
+  crossmodel->add_option("--strategies", xargs.strategies, "random, kmeans, farthest, mixed (comma-separated)")
+      ->capture_default_str();
+  crossmodel->add_option("--methods", xargs.methods, "relative, procrustes, affine (comma-separated)")->capture_default_str();
+  crossmodel->add_option("--kinds", xargs.kinds, "Codes-only corpus kinds measured at --kinds-anchors ('' = none)")
+      ->capture_default_str();
+  crossmodel->add_option("--kinds-anchors", xargs.kinds_anchors, "Anchors for the --kinds runs")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{2}, std::size_t{8192}));
+  crossmodel->add_option("--kinds-strategy", xargs.kinds_strategy, "Anchor selection for the --kinds runs")
+      ->capture_default_str();
+  crossmodel->add_option("--relative-kind", xargs.relative_kind, "Code kind of the stored relative vectors")
+      ->capture_default_str();
+  crossmodel->add_flag("--no-center", xargs.no_center, "Relative vectors without subtracting the anchors' mean");
+  crossmodel->add_option("--lambda", xargs.lambda, "Affine map: pull towards the Procrustes map")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e6));
+  crossmodel->add_option("--seed", xargs.seed, "Seed of the anchor selection")->capture_default_str();
+  crossmodel->add_option("--threads", xargs.threads, "Kernel threads (0 = all cores)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1024));
+  crossmodel->add_option("--work-dir", xargs.work_dir, "Where the temporary database goes");
+  crossmodel->add_option("--out", xargs.out, "Also write the report (markdown) here");
+  crossmodel->add_option("--csv", xargs.csv, "Write all rows as CSV");
+
   CLI::App* serve = vecstash::tools::add_serve_command(app, serve_args);
   vecstash::tools::IngestArgs ingest_args;
   CLI::App* ingest = vecstash::tools::add_ingest_command(app, ingest_args);
@@ -499,6 +636,10 @@ int main(int argc, char** argv) {
   CLI::App* query = vecstash::tools::add_query_command(app, query_args);
   vecstash::tools::InspectArgs inspect_args;
   CLI::App* inspect = vecstash::tools::add_inspect_command(app, inspect_args);
+  vecstash::tools::AnchorsArgs anchors_args;
+  CLI::App* anchors = vecstash::tools::add_anchors_command(app, anchors_args);
+  vecstash::tools::ModelArgs model_args;
+  CLI::App* model = vecstash::tools::add_model_command(app, model_args);
 
   try {
     app.parse(argc, argv);
@@ -509,10 +650,13 @@ int main(int argc, char** argv) {
   install_logging(verbose, quiet);
   if (compression->parsed()) return run_bench_compression(args);
   if (search->parsed()) return run_bench_search(sargs);
+  if (crossmodel->parsed()) return run_bench_crossmodel(xargs);
   if (serve->parsed()) return vecstash::tools::run_serve(serve_args, verbose || quiet);
   if (ingest->parsed()) return vecstash::tools::run_ingest(ingest_args);
   if (query->parsed()) return vecstash::tools::run_query(query_args);
   if (inspect->parsed()) return vecstash::tools::run_inspect(inspect_args);
+  if (anchors->parsed()) return vecstash::tools::run_anchors(anchors_args);
+  if (model->parsed()) return vecstash::tools::run_model(model_args);
   std::fputs(app.help().c_str(), stderr);
   return kExitUsage;
 }

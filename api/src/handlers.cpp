@@ -1,12 +1,14 @@
 // The endpoints: Qdrant-compatible collections and points, and vecstash's own (compression report,
-// calibration, recalibration, compaction). Request bodies are validated here, once; the engine checks
-// again what it owns (finite values, dimensions, limits).
+// calibration, recalibration, compaction; anchors and models are in anchor_handlers.cpp). Request
+// bodies are validated here, once; the engine checks again what it owns (finite values, dimensions,
+// limits).
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <regex>
 #include <string_view>
 
+#include "request_json.h"
 #include "service_impl.h"
 #include "vecstash/engine/filter.h"
 
@@ -19,103 +21,46 @@ using engine::PointId;
 
 namespace {
 
-Status bad(std::string message) { return Status::invalid_argument(std::move(message)); }
-
-/// A field counts as given when present and not null (clients send null for "unset").
-const json* field(const json& o, std::string_view key) {
-  const auto it = o.find(key);
-  if (it == o.end() || it->is_null()) return nullptr;
-  return &*it;
-}
-
-Status check_fields(const json& o, std::string_view what, std::initializer_list<std::string_view> allowed) {
-  if (!o.is_object()) return bad(std::string(what) + " must be a JSON object");
-  for (auto it = o.begin(); it != o.end(); ++it) {
-    if (it.value().is_null()) continue;
-    if (std::find(allowed.begin(), allowed.end(), it.key()) == allowed.end()) {
-      return bad("Json deserialize error: unknown field `" + it.key() + "` in " + std::string(what));
-    }
-  }
-  return Status::ok();
-}
-
-Result<bool> read_bool(const json& o, std::string_view key, bool def) {
-  const json* v = field(o, key);
-  if (!v) return def;
-  if (!v->is_boolean()) return bad("Json deserialize error: `" + std::string(key) + "` must be a boolean");
-  return v->get<bool>();
-}
-
-Result<std::size_t> read_count(const json& o, std::string_view key, std::size_t def) {
-  const json* v = field(o, key);
-  if (!v) return def;
-  if (!v->is_number_integer() || (v->is_number_integer() && !v->is_number_unsigned() && v->get<std::int64_t>() < 0)) {
-    return bad("Json deserialize error: `" + std::string(key) + "` must be a non-negative integer");
-  }
-  return static_cast<std::size_t>(v->get<std::uint64_t>());
-}
-
-Result<std::optional<double>> read_number(const json& o, std::string_view key) {
-  const json* v = field(o, key);
-  if (!v) return std::optional<double>{};
-  if (!v->is_number()) return bad("Json deserialize error: `" + std::string(key) + "` must be a number");
-  const double d = v->get<double>();
-  if (!std::isfinite(d)) return bad("`" + std::string(key) + "` must be finite");
-  return std::optional<double>(d);
-}
-
 std::string not_found_collection(const std::string& name) {
   return "Not found: Collection `" + name + "` doesn't exist!";
 }
 
-/// A dense vector of exactly `dim` finite float32 values.
-Result<std::vector<float>> read_dense(const json& v, std::size_t dim) {
-  if (!v.is_array()) return bad("Wrong input: a vector must be an array of numbers");
-  if (v.size() != dim) {
-    return bad("Wrong input: Vector dimension error: expected dim: " + std::to_string(dim) +
-               ", got " + std::to_string(v.size()));
-  }
-  std::vector<float> out(dim);
-  for (std::size_t i = 0; i < dim; ++i) {
-    const json& x = v[i];
-    if (!x.is_number()) return bad("Wrong input: vector element " + std::to_string(i) + " is not a number");
-    const double d = x.get<double>();
-    if (!std::isfinite(d) || std::fabs(d) > std::numeric_limits<float>::max()) {
-      return bad("Wrong input: vector element " + std::to_string(i) + " is not a finite float32 value");
-    }
-    out[i] = static_cast<float>(d);
-  }
-  return out;
+/// A vector name of a query: the collection's own leaves `space` empty; any other (the relative
+/// vector's or a registered model's) goes to the engine, which reports names it does not know. The
+/// empty name of a collection whose vector is named otherwise stays an error, as in Qdrant.
+Status read_space_name(const std::string& name, const CollectionConfig& cfg, engine::QuerySpace* space) {
+  if (name == cfg.vector_name.value_or("")) return Status::ok();
+  if (name.empty()) return bad("Wrong input: Not existing vector name error: ");
+  space->name = name;
+  return Status::ok();
 }
 
-/// VectorStruct: a plain array, or {"<name>": array} naming the collection's one vector.
-Result<std::vector<float>> read_vector_struct(const json& v, const CollectionConfig& cfg) {
-  if (v.is_array()) return read_dense(v, cfg.dim);
-  if (v.is_object()) {
-    if (v.contains("indices") || v.contains("values")) {
-      return bad("Wrong input: sparse vectors are not supported (vecstash stores one dense vector per point)");
-    }
-    const std::string mine = cfg.vector_name.value_or("");
-    if (v.size() != 1 || !v.contains(mine)) {
-      std::string names;
-      for (auto it = v.begin(); it != v.end(); ++it) names += (names.empty() ? "" : ", ") + ("`" + it.key() + "`");
-      return bad("Wrong input: Not existing vector name error: " + (names.empty() ? std::string("(none)") : names) +
-                 " (this collection has one vector, named `" + mine + "`)");
-    }
-    return read_dense(v.at(mine), cfg.dim);
-  }
-  return bad("Wrong input: a vector must be an array of numbers or {\"name\": [numbers]}");
-}
-
-Status check_using(const json& body, const CollectionConfig& cfg) {
+/// `using` (see read_space_name).
+Status read_using(const json& body, const CollectionConfig& cfg, engine::QuerySpace* space) {
   const json* u = field(body, "using");
   if (!u) return Status::ok();
   if (!u->is_string()) return bad("Json deserialize error: `using` must be a string");
-  const std::string& name = u->get_ref<const std::string&>();
-  if (name != cfg.vector_name.value_or("")) {
-    return bad("Wrong input: Not existing vector name error: " + name);
+  return read_space_name(u->get_ref<const std::string&>(), cfg, space);
+}
+
+/// A query vector. In the collection's own space a VectorStruct of the collection's dimension; in
+/// another space (`using` a model or the relative vector) an array (or {"<that name>": array}) of
+/// finite values whose count the engine checks against the space's dimension.
+Result<std::vector<float>> read_query_vector(const json& v, const CollectionConfig& cfg,
+                                             const engine::QuerySpace& space, const ApiLimits& limits) {
+  if (space.name.empty()) return read_vector_struct(v, cfg);
+  const json* values = &v;
+  if (v.is_object()) {
+    if (v.size() != 1 || !v.contains(space.name)) {
+      return bad("Wrong input: with `using` \"" + space.name + "\" the query vector must be an array of numbers");
+    }
+    values = &v.at(space.name);
   }
-  return Status::ok();
+  if (!values->is_array() || values->empty()) return bad("Wrong input: a vector must be a non-empty array of numbers");
+  if (values->size() > limits.max_dim) {
+    return bad("Wrong input: a query vector has at most " + std::to_string(limits.max_dim) + " values");
+  }
+  return read_dense(*values, values->size());
 }
 
 Result<std::optional<Filter>> read_filter(const json& body) {
@@ -282,13 +227,31 @@ struct Query {
   // Maximal marginal relevance re-ranking of the first `mmr_candidates` hits (diversity in [0, 1]).
   std::optional<double> mmr_diversity;
   std::size_t mmr_candidates = 0;
+  // `using` another space than the collection's own vector, and params.vecstash.
+  engine::QuerySpace space;
 };
+
+/// params.vecstash: {"method": "relative|procrustes|affine", "relative_input": bool}.
+Status read_space_params(const json& p, engine::QuerySpace* space) {
+  VECSTASH_RETURN_IF_ERROR(check_fields(p, "params.vecstash", {"method", "relative_input"}));
+  if (const json* m = field(p, "method")) {
+    if (!m->is_string()) return bad("Json deserialize error: `params.vecstash.method` must be a string");
+    auto method = engine::parse_cross_method(m->get_ref<const std::string&>());
+    if (!method) return bad("Wrong input: params.vecstash.method: " + method.status().message());
+    space->method = method.value();
+  }
+  auto relative_input = read_bool(p, "relative_input", false);
+  if (!relative_input) return relative_input.status();
+  space->relative_input = relative_input.value();
+  return Status::ok();
+}
 
 Status read_search_params(const json& body, Query* q) {
   const json* p = field(body, "params");
   if (!p) return Status::ok();
-  VECSTASH_RETURN_IF_ERROR(
-      check_fields(*p, "params", {"hnsw_ef", "exact", "quantization", "indexed_only", "acorn", "ivf_nprobe"}));
+  VECSTASH_RETURN_IF_ERROR(check_fields(
+      *p, "params", {"hnsw_ef", "exact", "quantization", "indexed_only", "acorn", "ivf_nprobe", "vecstash"}));
+  if (const json* ours = field(*p, "vecstash")) VECSTASH_RETURN_IF_ERROR(read_space_params(*ours, &q->space));
   auto ef = read_count(*p, "hnsw_ef", 0);
   if (!ef) return ef.status();
   if (field(*p, "hnsw_ef")) q->hnsw_ef = static_cast<int>(std::min<std::size_t>(ef.value(), 1 << 20));
@@ -364,6 +327,11 @@ Status read_query_options(const json& body, const CollectionConfig& cfg, const A
   auto wv = read_with_vector(body, false, cfg);
   if (!wv) return wv.status();
   q->with_vector = wv.value();
+  if ((q->space.method || q->space.relative_input) && q->space.name.empty()) {
+    return bad(
+        "Wrong input: params.vecstash.method and relative_input apply to queries `using` a registered model "
+        "or the relative vector");
+  }
   return Status::ok();
 }
 
@@ -379,7 +347,7 @@ Result<Query> parse_query(const json& body, const Collection& c, const ApiLimits
     if (!(pf->is_array() && pf->empty())) return bad("Wrong input: `prefetch` (hybrid queries) is not supported");
   }
   if (field(body, "lookup_from")) return bad("Wrong input: `lookup_from` is not supported");
-  VECSTASH_RETURN_IF_ERROR(check_using(body, cfg));
+  VECSTASH_RETURN_IF_ERROR(read_using(body, cfg, &q.space));
   const json* query = field(body, "query");
   if (!query) {
     q.scroll = true;
@@ -401,18 +369,25 @@ Result<Query> parse_query(const json& body, const Collection& c, const ApiLimits
         target = &query->at("nearest");
       } else if (query->contains("indices") || query->contains("values")) {
         return bad("Wrong input: sparse vectors are not supported (vecstash stores one dense vector per point)");
-      } else if (!query->empty() && query->begin().key() != std::string(cfg.vector_name.value_or(""))) {
+      } else if (!query->empty() && query->begin().key() != std::string(cfg.vector_name.value_or("")) &&
+                 (q.space.name.empty() || query->begin().key() != q.space.name)) {
         return bad("Wrong input: query `" + query->begin().key() +
                    "` is not supported (supported: a vector, {\"nearest\": ...} or a point id)");
       }
     }
     if (target->is_number_integer() || target->is_string()) {
+      if (!q.space.name.empty()) {
+        return bad(
+            "Wrong input: a query by point id searches with the point's stored vector, in the collection's "
+            "own space; with `using` \"" +
+            q.space.name + "\" give a query vector of that space");
+      }
       auto v = vector_of_point(c, *target);
       if (!v) return v.status();
       q.vector = std::move(v).value();
       q.exclude = PointId::from_json(*target).value();
     } else {
-      auto v = read_vector_struct(*target, cfg);
+      auto v = read_query_vector(*target, cfg, q.space, limits);
       if (!v) return v.status();
       q.vector = std::move(v).value();
     }
@@ -433,11 +408,9 @@ Result<Query> parse_search(const json& body, const Collection& c, const ApiLimit
   if (v->is_object() && v->contains("vector")) {
     VECSTASH_RETURN_IF_ERROR(check_fields(*v, "vector", {"name", "vector"}));
     const json* name = field(*v, "name");
-    const std::string mine = cfg.vector_name.value_or("");
-    if (name && (!name->is_string() || name->get<std::string>() != mine)) {
-      return bad("Wrong input: Not existing vector name error: " + (name->is_string() ? name->get<std::string>() : name->dump()));
-    }
-    auto d = read_dense(v->at("vector"), cfg.dim);
+    if (name && !name->is_string()) return bad("Json deserialize error: `vector.name` must be a string");
+    if (name) VECSTASH_RETURN_IF_ERROR(read_space_name(name->get_ref<const std::string&>(), cfg, &q.space));
+    auto d = read_query_vector(v->at("vector"), cfg, q.space, limits);
     if (!d) return d.status();
     q.vector = std::move(d).value();
   } else {
@@ -455,10 +428,10 @@ constexpr std::size_t kernels_max_k() { return 4096; }
 
 /// Greedy maximal marginal relevance: repeatedly take the hit maximising
 /// (1 - diversity) * relevance - diversity * (largest similarity to a hit already taken), where
-/// relevance is the search score (a distance counts negatively) and similarities between hits use
-/// the collection's metric on their stored vectors.
+/// relevance is the search score (negated when `scores_are_distances`) and similarities between hits
+/// use the collection's metric on their stored vectors.
 std::vector<engine::ScoredPoint> mmr_rerank(std::vector<engine::ScoredPoint> hits, double diversity, std::size_t want,
-                                            Metric metric) {
+                                            Metric metric, bool scores_are_distances) {
   const std::size_t n = hits.size();
   auto sim = [metric](const std::vector<float>& a, const std::vector<float>& b) {
     double dot = 0, d2 = 0;
@@ -476,7 +449,7 @@ std::vector<engine::ScoredPoint> mmr_rerank(std::vector<engine::ScoredPoint> hit
     double best_value = -std::numeric_limits<double>::infinity();
     for (std::size_t i = 0; i < n; ++i) {
       if (taken[i]) continue;
-      const double relevance = metric == Metric::kL2 ? -double(hits[i].score) : double(hits[i].score);
+      const double relevance = scores_are_distances ? -double(hits[i].score) : double(hits[i].score);
       const double penalty = out.empty() ? 0.0 : closest[i];
       const double value = (1.0 - diversity) * relevance - diversity * penalty;
       if (best == n || value > best_value) {
@@ -493,6 +466,21 @@ std::vector<engine::ScoredPoint> mmr_rerank(std::vector<engine::ScoredPoint> hit
     out.push_back(hits[best]);
   }
   return out;
+}
+
+/// Whether a search's scores are Euclidean distances: on Euclid collections, except in the relative
+/// vectors' space (a search there scores cosine similarities of relative vectors, also for models
+/// answered by the relative method).
+bool scores_are_distances(const Collection& c, const engine::QuerySpace& space) {
+  if (c.config().metric != Metric::kL2) return false;
+  if (space.name.empty()) return true;
+  const std::optional<engine::AnchorInfo> anchors = c.anchors();
+  if (!anchors) return true;  // the search itself reports the unknown name
+  if (space.name == anchors->relative_name) return false;
+  for (const engine::ModelInfo& m : anchors->models) {
+    if (m.name == space.name) return space.method.value_or(m.default_method) != engine::CrossMethod::kRelative;
+  }
+  return true;
 }
 
 Result<json> run_query(const Query& q, const Collection& c) {
@@ -537,6 +525,7 @@ Result<json> run_query(const Query& q, const Collection& c) {
   req.oversampling = q.oversampling;
   req.hnsw_ef = q.hnsw_ef;
   req.ivf_nprobe = q.ivf_nprobe;
+  req.space = q.space;
   if (q.mmr_diversity) req.with_vector = true;
   auto found = c.search(req);
   if (!found) return found.status();
@@ -545,7 +534,8 @@ Result<json> run_query(const Query& q, const Collection& c) {
     for (auto& p : found->front()) {
       if (!(q.exclude && p.id == *q.exclude)) hits.push_back(std::move(p));
     }
-    hits = mmr_rerank(std::move(hits), *q.mmr_diversity, q.offset + q.limit, cfg.metric);
+    hits =
+        mmr_rerank(std::move(hits), *q.mmr_diversity, q.offset + q.limit, cfg.metric, scores_are_distances(c, q.space));
     for (std::size_t i = q.offset; i < hits.size(); ++i) {
       const auto& p = hits[i];
       points.push_back(point_json(p.id, p.payload, p.vector, q.payload, q.with_vector, cfg, p.score));
@@ -563,21 +553,6 @@ Result<json> run_query(const Query& q, const Collection& c) {
     points.push_back(point_json(p.id, p.payload, p.vector, q.payload, q.with_vector, cfg, p.score));
   }
   return points;
-}
-
-Result<std::vector<PointId>> read_ids(const json& v, std::string_view what, std::size_t max) {
-  if (!v.is_array()) return bad("Json deserialize error: `" + std::string(what) + "` must be a list of point ids");
-  if (v.size() > max) {
-    return bad("Wrong input: at most " + std::to_string(max) + " ids per request, got " + std::to_string(v.size()));
-  }
-  std::vector<PointId> ids;
-  ids.reserve(v.size());
-  for (const json& x : v) {
-    auto id = PointId::from_json(x);
-    if (!id) return bad("Wrong input: " + id.status().message());
-    ids.push_back(id.value());
-  }
-  return ids;
 }
 
 /// PointsSelector: {"points": [ids]} or {"filter": {...}}.
@@ -868,6 +843,7 @@ Result<json> Service::Impl::collection_info(Call& c) {
         {"index", info.memory.index},
         {"total", info.memory.total()}}},
   };
+  ours["anchors"] = anchors_summary(*col.value());
   const bool busy = info.recalibration.state == engine::RecalibrationState::kRunning;
   json config = {
       {"params",

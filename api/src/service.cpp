@@ -117,6 +117,14 @@ Service::Impl::Impl(engine::Engine& e, const ServiceOptions& o, Metrics& m) : en
   add(M::kGet, "/collections/{collection_name}/recalibration", A::kRead, &Impl::recalibration_progress);
   add(M::kPost, "/collections/{collection_name}/calibration", A::kWrite, &Impl::calibrate);
   add(M::kPost, "/collections/{collection_name}/compaction", A::kWrite, &Impl::compact);
+  add(M::kPut, "/collections/{collection_name}/anchors", A::kWrite, &Impl::set_anchors);
+  add(M::kPost, "/collections/{collection_name}/anchors", A::kWrite, &Impl::set_anchors);
+  add(M::kGet, "/collections/{collection_name}/anchors", A::kRead, &Impl::get_anchors);
+  add(M::kDelete, "/collections/{collection_name}/anchors", A::kWrite, &Impl::delete_anchors);
+  add(M::kGet, "/collections/{collection_name}/models", A::kRead, &Impl::list_models);
+  add(M::kPut, "/collections/{collection_name}/models/{model_name}", A::kWrite, &Impl::register_model);
+  add(M::kGet, "/collections/{collection_name}/models/{model_name}", A::kRead, &Impl::get_model);
+  add(M::kDelete, "/collections/{collection_name}/models/{model_name}", A::kWrite, &Impl::delete_model);
 }
 
 Service::Service(engine::Engine& engine, ServiceOptions options)

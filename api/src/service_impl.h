@@ -77,6 +77,18 @@ struct Service::Impl {
   Result<json> recalibration_progress(Call& c);
   Result<json> calibrate(Call& c);
   Result<json> compact(Call& c);
+  // Anchors, relative vectors and cross-model queries (anchor_handlers.cpp).
+  Result<json> set_anchors(Call& c);
+  Result<json> get_anchors(Call& c);
+  Result<json> delete_anchors(Call& c);
+  Result<json> register_model(Call& c);
+  Result<json> list_models(Call& c);
+  Result<json> get_model(Call& c);
+  Result<json> delete_model(Call& c);
 };
+
+/// The compact anchor summary of collection info (config.vecstash.anchors): {"version", "count",
+/// "strategy", "relative" (the relative vector's name, null when not kept), "models" [names]}, or null.
+json anchors_summary(const engine::Collection& c);
 
 }  // namespace vecstash::api

@@ -1,5 +1,6 @@
 // The REST service without a socket: routing, envelopes, Qdrant shapes, validation (bad input changes
-// nothing), auth, limits, metrics, the compression report, and the server settings.
+// nothing), auth, limits, metrics, the compression report, anchors and cross-model queries, and the
+// server settings.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -345,6 +346,13 @@ TEST_F(ServiceTest, PointsRetrieveScrollDeleteAndPayload) {
   ASSERT_TRUE(got[0]["vector"].contains("vec"));
   EXPECT_NEAR(got[0]["vector"]["vec"][0].get<double>(), data.row(2)[0], 1e-6);
   EXPECT_EQ(got[1]["id"], "5c56c793-69f3-4fbf-87e6-c4bf54c28c26");
+  // The empty vector name is not this collection's ("vec"), in queries and in legacy searches.
+  fails(400, Method::kPost, "/collections/p/points/query", json{{"query", std::vector<float>(d, 0.5f)}, {"using", ""}});
+  fails(400, Method::kPost, "/collections/p/points/search",
+        json{{"vector", {{"name", ""}, {"vector", std::vector<float>(d, 0.5f)}}}, {"limit", 1}});
+  const json by_name =
+      ok(Method::kPost, "/collections/p/points/query", json{{"query", std::vector<float>(d, 0.5f)}, {"using", "vec"}});
+  EXPECT_EQ(by_name["points"].size(), 10u);
   const json one = ok(Method::kGet, "/collections/p/points/5c56c793-69f3-4fbf-87e6-c4bf54c28c26");
   EXPECT_EQ(one["vector"]["vec"].size(), d);
   fails(404, Method::kGet, "/collections/p/points/4242");
@@ -561,6 +569,446 @@ TEST_F(ServiceTest, CompressionReportAndCalibration) {
   EXPECT_EQ(ok(Method::kGet, "/collections/r/recalibration")["state"], "done");
   EXPECT_EQ(ok(Method::kGet, "/collections/r")["config"]["vecstash"]["state"]["generation"], 2);
   EXPECT_EQ(ok(Method::kPost, "/collections/r/compaction")["reclaimed_rows"], 0);
+}
+
+// ---- anchors, relative vectors and cross-model queries ---------------------------------------------
+
+/// `rows` x `cols` with orthonormal columns (cols <= rows): Gram-Schmidt on Gaussian columns.
+testing::Matrix orthonormal_columns(std::size_t rows, std::size_t cols, std::uint64_t seed) {
+  testing::Matrix g = testing::gaussian(rows, cols, seed);
+  std::vector<double> q(rows * cols);
+  for (std::size_t j = 0; j < cols; ++j) {
+    std::vector<double> v(rows);
+    for (std::size_t i = 0; i < rows; ++i) v[i] = g.row(i)[j];
+    for (std::size_t k = 0; k < j; ++k) {
+      double dot = 0;
+      for (std::size_t i = 0; i < rows; ++i) dot += v[i] * q[i * cols + k];
+      for (std::size_t i = 0; i < rows; ++i) v[i] -= dot * q[i * cols + k];
+    }
+    double norm = 0;
+    for (double x : v) norm += x * x;
+    norm = std::sqrt(norm);
+    for (std::size_t i = 0; i < rows; ++i) q[i * cols + j] = v[i] / norm;
+  }
+  testing::Matrix out(rows, cols);
+  for (std::size_t i = 0; i < rows * cols; ++i) out.data[i] = static_cast<float>(q[i]);
+  return out;
+}
+
+/// x (n x d) times the transpose of q (e x d): the rows in another model's space (n x e).
+std::vector<std::vector<float>> to_model(const testing::Matrix& x, const testing::Matrix& q) {
+  std::vector<std::vector<float>> out(x.rows, std::vector<float>(q.rows));
+  for (std::size_t i = 0; i < x.rows; ++i) {
+    for (std::size_t r = 0; r < q.rows; ++r) {
+      double s = 0;
+      for (std::size_t j = 0; j < x.cols; ++j) s += double(x.row(i)[j]) * q.row(r)[j];
+      out[i][r] = static_cast<float>(s);
+    }
+  }
+  return out;
+}
+
+class AnchorServiceTest : public ServiceTest {
+ protected:
+  static constexpr std::size_t kN = 240, kDim = 16, kModelDim = 20;
+
+  /// Collection "c" (cosine, kN points of kDim) and the same points as a second model would embed
+  /// them: rotated into kModelDim dimensions by `map_` (kModelDim x kDim, orthonormal columns).
+  void load(const std::string& distance = "Cosine") {
+    data_ = testing::gaussian(kN, kDim, 31);
+    create("c", kDim, distance);
+    ok(Method::kPut, "/collections/c/points", json{{"points", points_json(data_)}});
+    map_ = orthonormal_columns(kModelDim, kDim, 32);
+    model_rows_ = to_model(data_, map_);
+  }
+
+  json anchors() { return ok(Method::kGet, "/collections/c/anchors"); }
+
+  /// The model's embeddings of the current anchors, in the anchor set's order.
+  json model_vectors(const json& info) {
+    json rows = json::array();
+    for (const json& id : info["ids"]) rows.push_back(model_rows_[id.get<std::size_t>()]);
+    return rows;
+  }
+
+  /// Hits of the engine's own search, as (id, score) JSON, to compare with the REST answer.
+  json direct(const std::vector<float>& q, engine::QuerySpace space, std::size_t limit) {
+    engine::SearchRequest req;
+    req.queries = q;
+    req.nq = 1;
+    req.limit = limit;
+    req.space = std::move(space);
+    auto found = engine_->collection("c").value()->search(req);
+    EXPECT_TRUE(found.is_ok()) << found.status().to_string();
+    json out = json::array();
+    if (found.is_ok()) {
+      for (const auto& p : found->front()) out.push_back({p.id.to_json(), p.score});
+    }
+    return out;
+  }
+  static json hits(const json& points) {
+    json out = json::array();
+    for (const json& p : points) out.push_back({p["id"], p["score"]});
+    return out;
+  }
+
+  testing::Matrix data_;
+  testing::Matrix map_;
+  std::vector<std::vector<float>> model_rows_;
+};
+
+TEST_F(AnchorServiceTest, RoutesAndBadRequestsChangeNothing) {
+  load();
+  EXPECT_NE(fails(404, Method::kGet, "/collections/c/anchors").find("no anchor set"), std::string::npos);
+  fails(404, Method::kDelete, "/collections/c/anchors");
+  fails(404, Method::kGet, "/collections/none/anchors");
+  fails(404, Method::kPut, "/collections/none/anchors", json::object());
+  EXPECT_EQ(ok(Method::kGet, "/collections/c/models"), (json{{"models", json::array()}}));
+  fails(404, Method::kGet, "/collections/c/models/b");
+  fails(404, Method::kDelete, "/collections/c/models/b");
+  fails(409, Method::kPut, "/collections/c/models/b", json{{"vectors", {{1, 2}, {3, 4}}}});  // no anchors yet
+  EXPECT_EQ(call(Method::kPatch, "/collections/c/anchors").status, 405);
+  EXPECT_TRUE(ok(Method::kGet, "/collections/c")["config"]["vecstash"]["anchors"].is_null());
+
+  auto set_fails = [&](const json& body, int status = 400) {
+    return fails(status, Method::kPut, "/collections/c/anchors", body);
+  };
+  EXPECT_NE(set_fails(json{{"strategy", "nope"}}).find("unknown anchor strategy"), std::string::npos);
+  set_fails(json{{"strategy", 3}});
+  set_fails(json{{"count", -1}});
+  set_fails(json{{"count", "12"}});
+  set_fails(json{{"count", 1}});
+  EXPECT_NE(set_fails(json{{"count", kN + 1}}).find("more than"), std::string::npos);
+  EXPECT_NE(set_fails(json{{"bogus", 1}}).find("unknown field `bogus`"), std::string::npos);
+  set_fails(json{{"seed", -3}});
+  set_fails(json{{"center", "yes"}});
+  EXPECT_NE(set_fails(json{{"strategy", "ids"}}).find("needs `ids`"), std::string::npos);
+  set_fails(json{{"strategy", "ids"}, {"ids", {1, 1}}});
+  set_fails(json{{"strategy", "ids"}, {"ids", {1, 2}}, {"count", 3}});
+  set_fails(json{{"strategy", "ids"}, {"ids", {1, "x"}}});
+  set_fails(json{{"strategy", "ids"}, {"ids", {1, 9999}}}, 404);
+  set_fails(json{{"strategy", "kmeans"}, {"ids", {1, 2}}});
+  set_fails(
+      json{{"strategy", "vectors"}, {"anchors", {{{"id", 1}, {"vector", {1, 2}}}, {{"id", 2}, {"vector", {1, 2}}}}}});
+  set_fails(json{{"strategy", "vectors"}, {"anchors", {{{"id", 1}}, {{"id", 2}}}}});
+  set_fails(json{{"strategy", "vectors"}, {"ids", {1, 2}}});
+  set_fails(json{{"relative", true}});
+  set_fails(json{{"relative", {{"kind", "i9"}}}});
+  set_fails(json{{"relative", {{"kind", "b1"}}}});
+  set_fails(json{{"relative", {{"nope", 1}}}});
+  set_fails(json{{"relative", {{"name", ""}}}});
+  set_fails(json{{"relative", {{"store", "no"}}}});
+  fails(404, Method::kGet, "/collections/c/anchors");  // none of them set anything
+  EXPECT_TRUE(ok(Method::kGet, "/collections/c")["config"]["vecstash"]["anchors"].is_null());
+  // The routes carry their own metrics label.
+  EXPECT_NE(call(Method::kGet, "/metrics").body.find("route=\"PUT /collections/{collection_name}/anchors\""),
+            std::string::npos);
+}
+
+TEST_F(AnchorServiceTest, EveryStrategyAndTheAnchorInfo) {
+  load();
+  std::uint64_t version = 0;
+  json farthest_ids;
+  for (const char* strategy : {"random", "kmeans", "farthest"}) {
+    const json info = ok(Method::kPost, "/collections/c/anchors",
+                         json{{"strategy", strategy}, {"count", 12}, {"seed", 7}, {"relative", {{"kind", "i8"}}}});
+    EXPECT_EQ(info["version"], ++version) << strategy;
+    EXPECT_EQ(info["strategy"], strategy);
+    EXPECT_EQ(info["count"], 12);
+    EXPECT_EQ(info["seed"], 7);
+    EXPECT_EQ(info["center"], true);
+    ASSERT_EQ(info["ids"].size(), 12u);
+    std::set<std::size_t> ids;
+    for (const json& id : info["ids"]) ids.insert(id.get<std::size_t>());
+    EXPECT_EQ(ids.size(), 12u) << strategy << ": anchors are distinct points";
+    EXPECT_LT(*ids.rbegin(), kN);
+    EXPECT_EQ(info["relative"], (json{{"store", true},
+                                      {"kind", "i8"},
+                                      {"name", "relative"},
+                                      {"rows", kN},
+                                      {"bytes", info["relative"]["bytes"]}}));
+    EXPECT_GT(info["relative"]["bytes"].get<std::size_t>(), 0u);
+    EXPECT_EQ(info["models"], json::array());
+    EXPECT_EQ(anchors(), info);  // GET after PUT
+    farthest_ids = info["ids"];
+  }
+  // The same seed chooses the same anchors again.
+  const json again =
+      ok(Method::kPut, "/collections/c/anchors", json{{"strategy", "farthest"}, {"count", 12}, {"seed", 7}});
+  EXPECT_EQ(again["ids"], farthest_ids);
+  EXPECT_EQ(again["version"], ++version);
+
+  // Named points; their stored (normalised) vectors are the anchors.
+  const json by_ids = ok(Method::kPut, "/collections/c/anchors",
+                         json{{"strategy", "ids"},
+                              {"ids", {3, 5, 7, 9}},
+                              {"center", false},
+                              {"relative", {{"name", "rel"}, {"kind", "f32"}}}});
+  EXPECT_EQ(by_ids["version"], ++version);
+  EXPECT_EQ(by_ids["ids"], (json{3, 5, 7, 9}));
+  EXPECT_EQ(by_ids["center"], false);
+  EXPECT_EQ(by_ids["relative"]["name"], "rel");
+  const json with_vectors = ok(Method::kGet, "/collections/c/anchors?with_vectors=true");
+  ASSERT_EQ(with_vectors["vectors"].size(), 4u);
+  testing::Matrix unit = data_;
+  testing::normalize_rows(unit);
+  for (std::size_t a = 0; a < 4; ++a) {
+    ASSERT_EQ(with_vectors["vectors"][a].size(), kDim);
+    const std::size_t id = 3 + 2 * a;
+    for (std::size_t j = 0; j < kDim; ++j) {
+      EXPECT_NEAR(with_vectors["vectors"][a][j].get<double>(), unit.row(id)[j], 1e-6);
+    }
+  }
+  EXPECT_FALSE(anchors().contains("vectors"));
+  fails(400, Method::kGet, "/collections/c/anchors?with_vectors=yes");
+
+  // Uploaded items that are not points of the collection, without relative vectors.
+  json items = json::array();
+  for (std::size_t a = 0; a < 5; ++a) {
+    items.push_back({{"id", 1000 + a}, {"vector", std::vector<float>(data_.row(a), data_.row(a) + kDim)}});
+  }
+  items[4]["id"] = "5c56c793-69f3-4fbf-87e6-c4bf54c28c26";
+  const json uploaded = ok(Method::kPut, "/collections/c/anchors",
+                           json{{"strategy", "vectors"}, {"anchors", items}, {"relative", {{"store", false}}}});
+  EXPECT_EQ(uploaded["count"], 5);
+  EXPECT_EQ(uploaded["ids"][0], 1000);
+  EXPECT_EQ(uploaded["ids"][4], "5c56c793-69f3-4fbf-87e6-c4bf54c28c26");
+  EXPECT_EQ(uploaded["relative"]["store"], false);
+  EXPECT_EQ(uploaded["relative"]["rows"], 0);
+  const json summary = ok(Method::kGet, "/collections/c")["config"]["vecstash"]["anchors"];
+  EXPECT_EQ(summary, (json{{"version", version + 1},
+                           {"count", 5},
+                           {"strategy", "vectors"},
+                           {"relative", nullptr},
+                           {"models", json::array()}}));
+  // Without relative vectors the relative space cannot be searched.
+  std::vector<float> q(data_.row(0), data_.row(0) + kDim);
+  fails(409, Method::kPost, "/collections/c/points/query", json{{"query", q}, {"using", "relative"}});
+
+  EXPECT_EQ(ok(Method::kDelete, "/collections/c/anchors"), true);
+  fails(404, Method::kGet, "/collections/c/anchors");
+  EXPECT_TRUE(ok(Method::kGet, "/collections/c")["config"]["vecstash"]["anchors"].is_null());
+}
+
+TEST_F(AnchorServiceTest, ModelsAndQueriesInTheirSpaces) {
+  load();
+  const json set = ok(Method::kPut, "/collections/c/anchors", json{{"strategy", "kmeans"}, {"count", 32}});
+  ASSERT_EQ(set["count"], 32);
+  const json vectors = model_vectors(set);
+
+  // Both body forms: in the anchor set's order, and keyed by anchor id in any order.
+  const json b = ok(Method::kPut, "/collections/c/models/b", json{{"vectors", vectors}});
+  EXPECT_EQ(b["name"], "b");
+  EXPECT_EQ(b["dim"], kModelDim);
+  EXPECT_EQ(b["method"], "procrustes");
+  EXPECT_EQ(b["lambda"], 1.0);
+  EXPECT_EQ(b["anchors_version"], set["version"]);
+  EXPECT_GT(b["procrustes_fit_cosine"].get<double>(), 0.999);  // the map is exact: a rotation
+  for (const char* k : {"affine_fit_cosine", "affine_orthogonality_gap"}) EXPECT_TRUE(b[k].is_number()) << k;
+  json keyed = json::array();
+  for (std::size_t i = set["ids"].size(); i-- > 0;) keyed.push_back({{"id", set["ids"][i]}, {"vector", vectors[i]}});
+  const json b2 =
+      ok(Method::kPut, "/collections/c/models/b2", json{{"anchors", keyed}, {"method", "affine"}, {"lambda", 0.5}});
+  EXPECT_EQ(b2["method"], "affine");
+  EXPECT_EQ(b2["lambda"], 0.5);
+  // Same data, same fit: the reordering put every vector with its anchor.
+  EXPECT_NEAR(b2["procrustes_fit_cosine"].get<double>(), b["procrustes_fit_cosine"].get<double>(), 1e-6);
+  const json models = ok(Method::kGet, "/collections/c/models")["models"];
+  ASSERT_EQ(models.size(), 2u);
+  EXPECT_EQ(models[0], b);
+  EXPECT_EQ(ok(Method::kGet, "/collections/c/models/b2"), b2);
+  EXPECT_EQ(anchors()["models"], models);
+  EXPECT_EQ(ok(Method::kGet, "/collections/c")["config"]["vecstash"]["anchors"]["models"], (json{"b", "b2"}));
+
+  // Bad registrations change nothing.
+  auto reg_fails = [&](const std::string& name, const json& body) {
+    return fails(400, Method::kPut, "/collections/c/models/" + name, body);
+  };
+  json short_list = vectors;
+  short_list.erase(short_list.size() - 1);
+  EXPECT_NE(reg_fails("x", json{{"vectors", short_list}}).find("has 31 entries"), std::string::npos);
+  reg_fails("x", json::object());
+  reg_fails("x", json{{"vectors", vectors}, {"anchors", keyed}});
+  json ragged = vectors;
+  ragged[5].erase(ragged[5].size() - 1);
+  EXPECT_NE(reg_fails("x", json{{"vectors", ragged}}).find("vectors[5]"), std::string::npos);
+  json unknown = keyed;
+  unknown[3]["id"] = 99999;
+  EXPECT_NE(reg_fails("x", json{{"anchors", unknown}}).find("not an anchor"), std::string::npos);
+  json twice = keyed;
+  twice[3]["id"] = twice[4]["id"];
+  EXPECT_NE(reg_fails("x", json{{"anchors", twice}}).find("given twice"), std::string::npos);
+  reg_fails("x", json{{"vectors", vectors}, {"method", "nope"}});
+  reg_fails("x", json{{"vectors", vectors}, {"lambda", "one"}});
+  reg_fails("x", json{{"vectors", vectors}, {"lambda", -1}});
+  reg_fails("x", json{{"vectors", vectors}, {"extra", 1}});
+  reg_fails("bad%20name", json{{"vectors", vectors}});
+  reg_fails("relative", json{{"vectors", vectors}});
+  EXPECT_EQ(ok(Method::kGet, "/collections/c/models")["models"], models);
+
+  // Queries in the model's space (each method) and in the relative space: what the engine answers.
+  const testing::Matrix xq = testing::gaussian(3, kDim, 33);
+  const auto yq = to_model(xq, map_);
+  const std::size_t k = 8;
+  for (std::size_t qi = 0; qi < xq.rows; ++qi) {
+    const std::vector<float> x(xq.row(qi), xq.row(qi) + kDim);
+    const std::vector<float>& y = yq[qi];
+    const json plain = ok(Method::kPost, "/collections/c/points/query", json{{"query", x}, {"limit", k}})["points"];
+    const json by_model =
+        ok(Method::kPost, "/collections/c/points/query", json{{"query", y}, {"using", "b"}, {"limit", k}})["points"];
+    EXPECT_EQ(hits(by_model), direct(y, {"b", std::nullopt, false}, k));
+    // The map is exact, so the model's query finds what the collection's own query finds.
+    EXPECT_EQ(by_model[0]["id"], plain[0]["id"]);
+    EXPECT_NEAR(by_model[0]["score"].get<double>(), plain[0]["score"].get<double>(), 1e-3);
+    for (auto method :
+         {engine::CrossMethod::kRelative, engine::CrossMethod::kProcrustes, engine::CrossMethod::kAffine}) {
+      const std::string name(engine::cross_method_name(method));
+      const json res = ok(Method::kPost, "/collections/c/points/query",
+                          json{{"query", {{"nearest", y}}},
+                               {"using", "b"},
+                               {"limit", k},
+                               {"params", {{"vecstash", {{"method", name}}}}}})["points"];
+      EXPECT_EQ(hits(res), direct(y, {"b", method, false}, k)) << name;
+      EXPECT_EQ(res.size(), k) << name;
+    }
+    // The relative vector, from a query of the collection's space and from a relative query.
+    const json rel = ok(Method::kPost, "/collections/c/points/query",
+                        json{{"query", x}, {"using", "relative"}, {"limit", k}})["points"];
+    EXPECT_EQ(hits(rel), direct(x, {"relative", std::nullopt, false}, k));
+    std::vector<float> r(32);
+    for (std::size_t a = 0; a < r.size(); ++a) r[a] = std::sin(float(a + qi));
+    const json rel_in = ok(Method::kPost, "/collections/c/points/query",
+                           json{{"query", r},
+                                {"using", "relative"},
+                                {"limit", k},
+                                {"params", {{"vecstash", {{"relative_input", true}}}}}})["points"];
+    EXPECT_EQ(hits(rel_in), direct(r, {"relative", std::nullopt, true}, k));
+    // The legacy search names the space in its NamedVector; the batches mix spaces.
+    const json legacy = ok(Method::kPost, "/collections/c/points/search",
+                           json{{"vector", {{"name", "b"}, {"vector", y}}}, {"limit", k}});
+    EXPECT_EQ(hits(legacy), hits(by_model));
+    const json batch = ok(Method::kPost, "/collections/c/points/query/batch",
+                          json{{"searches",
+                                {{{"query", y}, {"using", "b"}, {"limit", k}},
+                                 {{"query", x}, {"limit", k}},
+                                 {{"query", x}, {"using", "relative"}, {"limit", k}}}}});
+    ASSERT_EQ(batch.size(), 3u);
+    EXPECT_EQ(hits(batch[0]["points"]), hits(by_model));
+    EXPECT_EQ(hits(batch[1]["points"]), hits(plain));
+    EXPECT_EQ(hits(batch[2]["points"]), hits(rel));
+    const json sbatch = ok(Method::kPost, "/collections/c/points/search/batch",
+                           json{{"searches", {{{"vector", {{"name", "b2"}, {"vector", y}}}, {"limit", k}}}}});
+    EXPECT_EQ(hits(sbatch[0]), direct(y, {"b2", std::nullopt, false}, k));
+  }
+  // MMR, payloads and vectors work in a model's space too (vectors are the stored ones).
+  const json mmr = ok(Method::kPost, "/collections/c/points/query",
+                      json{{"query", {{"nearest", yq[0]}, {"mmr", {{"diversity", 0.5}}}}},
+                           {"using", "b"},
+                           {"limit", 4},
+                           {"with_payload", true},
+                           {"with_vector", true}})["points"];
+  ASSERT_EQ(mmr.size(), 4u);
+  EXPECT_EQ(mmr[0]["vector"].size(), kDim);
+  EXPECT_TRUE(mmr[0]["payload"].contains("group"));
+
+  // Bad queries.
+  auto query_fails = [&](const json& body) { return fails(400, Method::kPost, "/collections/c/points/query", body); };
+  const std::vector<float> y0 = yq[0];
+  EXPECT_NE(query_fails(json{{"query", 5}, {"using", "b"}}).find("point id"), std::string::npos);
+  EXPECT_NE(query_fails(json{{"query", {{"nearest", 5}}}, {"using", "relative"}}).find("point id"), std::string::npos);
+  EXPECT_NE(query_fails(json{{"query", y0}, {"using", "zzz"}}).find("zzz"), std::string::npos);
+  query_fails(json{{"query", std::vector<float>(kDim, 0.5f)}, {"using", "b"}});  // the collection's dimension
+  query_fails(json{{"query", y0}, {"using", 3}});
+  query_fails(json{{"query", y0}, {"using", "b"}, {"params", {{"vecstash", {{"method", "nope"}}}}}});
+  query_fails(json{{"query", y0}, {"using", "b"}, {"params", {{"vecstash", {{"method", 1}}}}}});
+  query_fails(json{{"query", y0}, {"using", "b"}, {"params", {{"vecstash", {{"other", 1}}}}}});
+  query_fails(json{{"query", y0}, {"using", "b"}, {"params", {{"vecstash", {{"relative_input", "yes"}}}}}});
+  query_fails(json{{"query", y0}, {"using", "b"}, {"params", {{"vecstash", {{"relative_input", true}}}}}});
+  query_fails(json{{"query", y0}, {"using", "relative"}, {"params", {{"vecstash", {{"method", "affine"}}}}}});
+  EXPECT_NE(
+      query_fails(json{{"query", std::vector<float>(kDim, 0.5f)}, {"params", {{"vecstash", {{"method", "affine"}}}}}})
+          .find("`using`"),
+      std::string::npos);
+  query_fails(json{{"query", std::vector<float>(kDim, 0.5f)}, {"params", {{"vecstash", {{"relative_input", true}}}}}});
+  query_fails(json{{"query", {{"b", y0}}}});  // a model's vector without `using`
+  fails(400, Method::kPost, "/collections/c/points/search",
+        json{{"vector", {{"name", "zzz"}, {"vector", y0}}}, {"limit", 3}});
+  fails(400, Method::kPost, "/collections/c/points/search",
+        json{{"vector", {{"name", 7}, {"vector", y0}}}, {"limit", 3}});
+  // {"<using>": vector} is the same as the plain vector.
+  EXPECT_EQ(hits(ok(Method::kPost, "/collections/c/points/query",
+                    json{{"query", {{"b", y0}}}, {"using", "b"}, {"limit", k}})["points"]),
+            direct(y0, {"b", std::nullopt, false}, k));
+
+  // The anchors survive a restart (the engine's job; checked here through the API).
+  const json before = anchors();
+  open({});
+  const json after = anchors();
+  EXPECT_EQ(after["version"], before["version"]);
+  EXPECT_EQ(after["ids"], before["ids"]);
+  EXPECT_EQ(after["models"], before["models"]);
+  EXPECT_EQ(hits(ok(Method::kPost, "/collections/c/points/query",
+                    json{{"query", y0}, {"using", "b"}, {"limit", k}})["points"]),
+            direct(y0, {"b", std::nullopt, false}, k));
+
+  // Deleting a model; replacing the anchors removes the others.
+  EXPECT_EQ(ok(Method::kDelete, "/collections/c/models/b2"), true);
+  fails(404, Method::kGet, "/collections/c/models/b2");
+  fails(404, Method::kDelete, "/collections/c/models/b2");
+  fails(400, Method::kPost, "/collections/c/points/query", json{{"query", y0}, {"using", "b2"}});
+  ok(Method::kPut, "/collections/c/anchors", json{{"strategy", "random"}, {"count", 16}});
+  EXPECT_EQ(ok(Method::kGet, "/collections/c/models")["models"], json::array());
+  fails(400, Method::kPost, "/collections/c/points/query", json{{"query", y0}, {"using", "b"}});
+  EXPECT_EQ(ok(Method::kDelete, "/collections/c/anchors"), true);
+  fails(400, Method::kPost, "/collections/c/points/query", json{{"query", y0}, {"using", "relative"}});
+}
+
+TEST_F(AnchorServiceTest, EuclidScoresInTheRelativeSpaceAreSimilarities) {
+  load("Euclid");
+  ok(Method::kPut, "/collections/c/anchors", json{{"strategy", "farthest"}, {"count", 24}});
+  const std::vector<float> x(data_.row(1), data_.row(1) + kDim);
+  const json rel = ok(Method::kPost, "/collections/c/points/query",
+                      json{{"query", x}, {"using", "relative"}, {"limit", 5}})["points"];
+  ASSERT_EQ(rel.size(), 5u);
+  EXPECT_EQ(rel[0]["id"], 1);  // the point itself, cosine 1 between equal relative vectors
+  EXPECT_GE(rel[0]["score"].get<double>(), rel[4]["score"].get<double>());
+  // MMR keeps the best hit first whatever the sense of the scores.
+  const json mmr = ok(
+      Method::kPost, "/collections/c/points/query",
+      json{{"query", {{"nearest", x}, {"mmr", {{"diversity", 0.2}}}}}, {"using", "relative"}, {"limit", 3}})["points"];
+  ASSERT_EQ(mmr.size(), 3u);
+  EXPECT_EQ(mmr[0]["id"], 1);
+}
+
+TEST_F(AnchorServiceTest, WritesNeedTheFullKey) {
+  ServiceOptions so;
+  so.api_key = "full-secret";
+  so.read_only_api_key = "read-secret";
+  open(so);
+  const std::vector<std::pair<std::string, std::string>> full = {{"api-key", "full-secret"}};
+  const std::vector<std::pair<std::string, std::string>> read = {{"api-key", "read-secret"}};
+  ASSERT_EQ(call(Method::kPut, "/collections/c", json{{"vectors", {{"size", 4}, {"distance", "Dot"}}}}, full).status,
+            200);
+  json pts = json::array();
+  for (int i = 0; i < 10; ++i) pts.push_back({{"id", i}, {"vector", {i, 1, i % 3, 1}}});
+  ASSERT_EQ(call(Method::kPut, "/collections/c/points", json{{"points", pts}}, full).status, 200);
+  const json set_body = {{"strategy", "ids"}, {"ids", {1, 2, 3}}};
+  fails(403, Method::kPut, "/collections/c/anchors", set_body, read);
+  fails(403, Method::kPost, "/collections/c/anchors", set_body, read);
+  fails(404, Method::kGet, "/collections/c/anchors", nullptr, read);
+  ASSERT_EQ(call(Method::kPut, "/collections/c/anchors", set_body, full).status, 200);
+  EXPECT_EQ(call(Method::kGet, "/collections/c/anchors", nullptr, read).status, 200);
+  const json model_body = {{"vectors", {{1, 0}, {0, 1}, {1, 1}}}};
+  fails(403, Method::kPut, "/collections/c/models/m", model_body, read);
+  ASSERT_EQ(call(Method::kPut, "/collections/c/models/m", model_body, full).status, 200);
+  EXPECT_EQ(call(Method::kGet, "/collections/c/models", nullptr, read).status, 200);
+  EXPECT_EQ(call(Method::kGet, "/collections/c/models/m", nullptr, read).status, 200);
+  EXPECT_EQ(call(Method::kPost, "/collections/c/points/query", json{{"query", {1, 0}}, {"using", "m"}}, read).status,
+            200);
+  fails(403, Method::kDelete, "/collections/c/models/m", nullptr, read);
+  fails(403, Method::kDelete, "/collections/c/anchors", nullptr, read);
+  fails(401, Method::kGet, "/collections/c/anchors");
+  EXPECT_EQ(call(Method::kDelete, "/collections/c/anchors", nullptr, full).status, 200);
 }
 
 TEST(ServerConfig, FileEnvironmentAndValidation) {

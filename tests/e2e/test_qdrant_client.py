@@ -954,6 +954,58 @@ def test_error_on_malformed_body(server, main):
 
 
 # --------------------------------------------------------------------------------------------------
+# anchors and cross-model queries: set up over raw HTTP (vecstash's own endpoints), then queried
+# through qdrant-client with `using`
+
+
+def test_cross_model_query_through_the_client(server, client):
+    name = unique_name("e2e_anchors")
+    n, model_dim = 300, 40
+    x = make_vectors(n, DIM, SEED + 21)
+    # A second "model": the same items rotated into 40 dimensions (orthonormal columns), so the map
+    # fitted on the anchors is exact and its answers can be checked against the brute force.
+    rotation, _ = np.linalg.qr(np.random.default_rng(SEED + 22).standard_normal((model_dim, DIM)))
+    y = (x.astype(np.float64) @ rotation.T).astype(np.float32)
+    assert client.create_collection(name, vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE))
+    try:
+        client.upsert(name, points=models.Batch(ids=list(range(n)), vectors=x.tolist()), wait=True)
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            anchors = _envelope(http.put(f"/collections/{name}/anchors", json={"strategy": "kmeans", "count": 64}))
+            assert anchors["count"] == 64 and len(set(anchors["ids"])) == 64, anchors
+            assert anchors["relative"]["name"] == "relative" and anchors["relative"]["rows"] == n
+            model = _envelope(http.put(f"/collections/{name}/models/other",
+                                       json={"vectors": y[anchors["ids"]].tolist()}))
+            assert model["dim"] == model_dim and model["method"] == "procrustes", model
+            assert model["procrustes_fit_cosine"] > 0.99, model
+            summary = _envelope(http.get(f"/collections/{name}"))["config"]["vecstash"]["anchors"]
+            assert summary["models"] == ["other"] and summary["count"] == 64, summary
+            # Another method for one query: params.vecstash (qdrant-client's SearchParams has no room for it).
+            qy = (make_vectors(1, DIM, SEED + 24)[0].astype(np.float64) @ rotation.T).tolist()
+            body = {"query": qy, "using": "other", "limit": K, "params": {"vecstash": {"method": "affine"}}}
+            assert len(_envelope(http.post(f"/collections/{name}/points/query", json=body))["points"]) == K
+
+        assert client.get_collection(name).points_count == n  # the anchor summary does not upset the client
+        loaded = Loaded(name=name, x=x, distance=models.Distance.COSINE, ids=list(range(n)))
+        queries = make_vectors(3, DIM, SEED + 23)
+        for qi, q in enumerate(queries):
+            qy = (q.astype(np.float64) @ rotation.T).tolist()
+            res = client.query_points(name, query=qy, using="other", limit=K)
+            check_ranked(res.points, loaded.top_ids(q), loaded.score_map(q), loaded.distance, f"using=other q{qi}")
+        batch = client.query_batch_points(name, requests=[
+            models.QueryRequest(query=(queries[0].astype(np.float64) @ rotation.T).tolist(), using="other", limit=K),
+            models.QueryRequest(query=x[7].tolist(), using="relative", limit=3),
+        ])
+        assert len(batch) == 2 and len(batch[0].points) == K
+        # A stored point is its own nearest neighbour among the relative vectors too.
+        assert batch[1].points[0].id == 7, batch[1].points
+        expect_error(400, lambda: client.query_points(name, query=[0.1] * model_dim, using="nope", limit=3))
+        expect_error(400, lambda: client.query_points(name, query=[0.1] * DIM, using="other", limit=3))
+    finally:
+        client.delete_collection(name)
+
+
+
+# --------------------------------------------------------------------------------------------------
 # vecstash's own settings
 
 

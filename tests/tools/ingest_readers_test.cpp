@@ -324,5 +324,54 @@ TEST_F(IngestReadersTest, DimensionMismatch) {
   EXPECT_NE(s.message().find("have 3 values, collection 'c' has dimension 4"), std::string::npos) << s.message();
 }
 
+// ---- id lists and writing (vecstash anchors / model) ----------------------------------------------
+
+TEST_F(IngestReadersTest, IdLists) {
+  auto ids = parse_id_list(
+      "1,2, 3\n# a comment, 4\n5c56c793-69f3-4fbf-87e6-c4bf54c28c26\n"
+      "5C56C79369F34FBF87E6C4BF54C28C26 18446744073709551615\n",
+      "--ids");
+  ASSERT_TRUE(ids.is_ok()) << ids.status().to_string();
+  ASSERT_EQ(ids->size(), 6u);
+  EXPECT_EQ((*ids)[0], 1);
+  EXPECT_EQ((*ids)[2], 3);
+  EXPECT_EQ((*ids)[3], "5c56c793-69f3-4fbf-87e6-c4bf54c28c26");
+  EXPECT_EQ((*ids)[4], "5C56C79369F34FBF87E6C4BF54C28C26");  // the server normalises UUIDs
+  EXPECT_EQ((*ids)[5], std::numeric_limits<std::uint64_t>::max());
+  auto bad = [](std::string_view text, const std::string& fragment) {
+    auto r = parse_id_list(text, "ids.txt");
+    ASSERT_FALSE(r.is_ok()) << text;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(r.status().message().find(fragment), std::string::npos) << r.status().message();
+  };
+  bad("1\n2\n-3\n", "ids.txt, line 3: '-3' is not a point id");
+  bad("18446744073709551616", "does not fit");
+  bad("1.5", "not a point id");
+  bad("5c56c793-69f3-4fbf-87e6-c4bf54c28c2", "not a point id");
+  bad("abc", "not a point id");
+  bad("", "no ids");
+  bad("# only a comment\n", "no ids");
+
+  auto file = read_id_file(write("ids.txt", "7\n8\n"));
+  ASSERT_TRUE(file.is_ok());
+  EXPECT_EQ(*file, (std::vector<nlohmann::json>{7, 8}));
+  EXPECT_EQ(read_id_file(dir_.path() / "missing.txt").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(IngestReadersTest, WriteVectorFilesRoundTrip) {
+  std::filesystem::create_directories(dir_.path());
+  const std::vector<float> v = {1.f, -2.5f, 3.25f, 0.f, 1e-3f, 6.f};
+  for (const char* name : {"out.fvecs", "out.npy"}) {
+    const auto p = dir_.path() / name;
+    ASSERT_TRUE(write_vector_file(p, v.data(), 3, 2).is_ok()) << name;
+    auto f = read_vector_file(p);
+    ASSERT_TRUE(f.is_ok()) << name << ": " << f.status().to_string();
+    EXPECT_EQ(f->rows, 3u);
+    EXPECT_EQ(f->dim, 2u);
+    EXPECT_EQ(f->values, v) << name;
+  }
+  EXPECT_EQ(write_vector_file(dir_.path() / "out.txt", v.data(), 3, 2).code(), StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace vecstash::tools
