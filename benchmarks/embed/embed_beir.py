@@ -471,6 +471,9 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=None,
                     help="OpenBLAS threads (default 1, or OPENBLAS_NUM_THREADS if set)")
     ap.add_argument("--split", default="test", help="qrels split whose queries are embedded")
+    ap.add_argument("--queries-only", action="store_true",
+                    help="embed only the split's queries and add them to an existing cache folder as "
+                         "queries_<split>.fvecs / queries_<split>_ids.txt (e.g. --split train for anchors)")
     ap.add_argument("--self-check", action="store_true",
                     help="check the numpy MiniLM against documented similarities, then exit")
     args = ap.parse_args()
@@ -496,6 +499,23 @@ def main() -> int:
     t0 = time.time()
     Q = encode(q_texts, args.batch, "queries")
     t_q = time.time() - t0
+    name = f"{dataset}-{args.model}" + (f"-limit{args.limit}" if args.limit > 0 else "")
+    out = args.out.expanduser().resolve() / name
+    if args.queries_only:
+        if not np.all(np.isfinite(Q)):
+            raise SystemExit("non-finite values in query embeddings")
+        if not (out / "meta.json").exists():
+            raise SystemExit(f"{out}: no embeddings cache there; run without --queries-only first")
+        write_fvecs(out / f"queries_{args.split}.fvecs", Q)
+        (out / f"queries_{args.split}_ids.txt").write_text("".join(i + "\n" for i in q_ids))
+        meta = json.loads((out / "meta.json").read_text())
+        meta.setdefault("extra_query_splits", {})[args.split] = dict(
+            n_queries=len(q_ids), files=[f"queries_{args.split}.fvecs", f"queries_{args.split}_ids.txt"],
+            seconds=round(t_q, 2), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+        log(f"wrote {out / f'queries_{args.split}.fvecs'} {Q.shape} in {time.time() - t_start:.1f}s")
+        print(out)
+        return 0
     t0 = time.time()
     D = encode(doc_texts, args.batch, "corpus")
     t_d = time.time() - t0
@@ -503,8 +523,6 @@ def main() -> int:
         if not np.all(np.isfinite(m)):
             raise SystemExit(f"non-finite values in {name} embeddings")
 
-    name = f"{dataset}-{args.model}" + (f"-limit{args.limit}" if args.limit > 0 else "")
-    out = args.out.expanduser().resolve() / name
     out.mkdir(parents=True, exist_ok=True)
     write_fvecs(out / "corpus.fvecs", D)
     write_fvecs(out / "queries.fvecs", Q)
