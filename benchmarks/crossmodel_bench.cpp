@@ -119,7 +119,8 @@ Result<Side> load_side(const std::filesystem::path& folder, const CrossModelOpti
   return s;
 }
 
-// Anchor request for `strategy`; for "mixed", half random corpus rows and half training queries.
+// Anchor request for `strategy`. "mixed": as many training queries as the count allows (all 809 of
+// SciFact from 809 anchors up), the rest random corpus documents; supplied as vectors.
 Result<AnchorRequest> anchor_request(const std::string& strategy, std::size_t count, const Side& a,
                                      const CrossModelOptions& o) {
   AnchorRequest req;
