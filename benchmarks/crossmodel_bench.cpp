@@ -224,8 +224,13 @@ Result<std::vector<CrossModelRow>> run_crossmodel_bench(const CrossModelOptions&
     for (CrossMethod m : methods) {
       auto s = evaluate(c, b->test.queries, b->test.qrels, "model_b", m);
       if (!s.is_ok()) return s.status();
+      std::string params;
+      if (m == CrossMethod::kLocal) {
+        params = fmt::format("k {} t {:g} w {:g} loo {:.4f}", model->local_neighbours, model->local_temperature,
+                             model->local_weight, model->local_fit_cosine);
+      }
       rows.push_back({"B->A", kind, strategy, count, std::string(engine::cross_method_name(m)), s->ndcg, s->recall,
-                      setup});
+                      setup, params});
       fmt::print(stderr, "[crossmodel] B->A {} {} {} {}: nDCG@10 {:.4f} recall@10 {:.4f} (setup {:.1f}s)\n", kind,
                  strategy, count, engine::cross_method_name(m), s->ndcg, s->recall, setup);
     }
@@ -255,10 +260,10 @@ Result<std::vector<CrossModelRow>> run_crossmodel_bench(const CrossModelOptions&
 }
 
 std::string crossmodel_rows_to_csv(const std::vector<CrossModelRow>& rows) {
-  std::string out = "direction,corpus_kind,strategy,anchors,method,ndcg10,recall10,setup_s\n";
+  std::string out = "direction,corpus_kind,strategy,anchors,method,ndcg10,recall10,setup_s,params\n";
   for (const auto& r : rows) {
-    out += fmt::format("{},{},{},{},{},{:.4f},{:.4f},{:.2f}\n", r.direction, r.corpus_kind, r.strategy, r.anchors,
-                       r.method, r.ndcg10, r.recall10, r.seconds);
+    out += fmt::format("{},{},{},{},{},{:.4f},{:.4f},{:.2f},{}\n", r.direction, r.corpus_kind, r.strategy, r.anchors,
+                       r.method, r.ndcg10, r.recall10, r.seconds, r.params);
   }
   return out;
 }
@@ -302,12 +307,12 @@ std::string format_crossmodel_report(const std::vector<CrossModelRow>& rows, con
     out += fmt::format(" {:.1f} % |\n", target > 0 ? 100.0 * top / target : 0.0);
   }
   out += "\nRecall@10 (BEIR) and nDCG@10 of every configuration, corpus code kinds included:\n\n";
-  out += "| direction | corpus | strategy | anchors | method | nDCG@10 | recall@10 | setup s |\n";
-  out += "|---|---|---|---:|---|---:|---:|---:|\n";
+  out += "| direction | corpus | strategy | anchors | method | nDCG@10 | recall@10 | setup s | local: chosen |\n";
+  out += "|---|---|---|---:|---|---:|---:|---:|---|\n";
   for (const auto& r : rows) {
-    out += fmt::format("| {} | {} | {} | {} | {} | {:.4f} | {:.4f} | {:.1f} |\n", r.direction, r.corpus_kind,
+    out += fmt::format("| {} | {} | {} | {} | {} | {:.4f} | {:.4f} | {:.1f} | {} |\n", r.direction, r.corpus_kind,
                        r.strategy.empty() ? "-" : r.strategy, r.anchors ? std::to_string(r.anchors) : "-", r.method,
-                       r.ndcg10, r.recall10, r.seconds);
+                       r.ndcg10, r.recall10, r.seconds, r.params.empty() ? "-" : r.params);
   }
   if (best) {
     out += fmt::format(

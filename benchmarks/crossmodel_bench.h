@@ -6,7 +6,7 @@
 // farthest-point sampling over the collection, or "mixed": the training-split queries (up to the
 // count) and then random corpus documents, supplied as vectors); B is registered with its embeddings of the same
 // anchor items; B's test queries are answered `using` B by each method (relative, procrustes,
-// affine). nDCG@10 and recall@10 (BEIR: share of the judged-relevant documents in the top 10) are
+// affine, local). nDCG@10 and recall@10 (BEIR: share of the judged-relevant documents in the top 10) are
 // reported beside A->A and B->B, the native searches.
 #pragma once
 
@@ -29,7 +29,7 @@ struct CrossModelOptions {
   std::string name_b = "B";
   std::vector<std::size_t> anchors = {64, 128, 256, 512, 1024, 2048};
   std::vector<std::string> strategies = {"random", "kmeans", "farthest", "mixed"};
-  std::vector<std::string> methods = {"relative", "procrustes", "affine"};
+  std::vector<std::string> methods = {"relative", "procrustes", "affine", "local"};
   /// Corpus code kinds measured at `kinds_anchors` anchors with `kinds_strategy` ("f32" is the
   /// full sweep; others are codes-only collections).
   std::vector<std::string> kinds = {"e4m3", "i8"};
@@ -52,6 +52,7 @@ struct CrossModelRow {
   double ndcg10 = 0;
   double recall10 = 0;
   double seconds = 0;     ///< anchors + model registration (+ relative vectors) for the first method
+  std::string params;     ///< method "local": the correction's parameters and leave-one-out fit
 };
 
 Result<std::vector<CrossModelRow>> run_crossmodel_bench(const CrossModelOptions& options);

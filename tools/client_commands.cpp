@@ -647,7 +647,7 @@ CLI::App* add_query_command(CLI::App& app, QueryArgs& args) {
                       "Search another space: a model registered with `vecstash model register` (the "
                       "query is that model's embedding) or the relative vector (see `vecstash anchors`)");
   cmd->add_option("--method", args.method, "With a model: how to answer (default: the model's own method)")
-      ->check(CLI::IsMember({"relative", "procrustes", "affine"}))
+      ->check(CLI::IsMember({"relative", "procrustes", "affine", "local"}))
       ->needs(using_name);
   cmd->add_flag("--relative-input", args.relative_input,
                 "With the relative vector: the query already is a relative vector (one value per anchor)")
@@ -1033,6 +1033,13 @@ std::vector<json> ids_of_rows(const VectorFile& f) {
 
 std::string fixed4(const json& v) { return v.is_number() ? fmt::format("{:.4f}", v.get<double>()) : "-"; }
 
+// "k 16, t 0.05, w 0.75: 0.7488" from a model's "local" object ("-" when absent).
+std::string local_summary(const json& l) {
+  if (!l.is_object()) return "-";
+  return fmt::format("k {}, t {:g}, w {:g}: {}", text(field(l, "neighbours")), number_or(field(l, "temperature"), NAN),
+                     number_or(field(l, "weight"), NAN), fixed4(field(l, "fit_cosine")));
+}
+
 void print_models(const json& models) {
   if (!models.is_array() || models.empty()) {
     std::fputs("(no models registered)\n", stdout);
@@ -1043,10 +1050,11 @@ void print_models(const json& models) {
     rows.push_back({text(field(m, "name")), text(field(m, "dim")), text(field(m, "method")),
                     fmt::format("{:g}", number_or(field(m, "lambda"), NAN)), text(field(m, "anchors_version")),
                     fixed4(field(m, "procrustes_fit_cosine")), fixed4(field(m, "affine_fit_cosine")),
-                    fixed4(field(m, "affine_orthogonality_gap"))});
+                    fixed4(field(m, "affine_orthogonality_gap")), local_summary(field(m, "local"))});
   }
-  print_table({"name", "dim", "method", "lambda", "anchors version", "procrustes fit", "affine fit", "affine gap"},
-              rows, {false, true, false, true, true, true, true, true});
+  print_table({"name", "dim", "method", "lambda", "anchors version", "procrustes fit", "affine fit", "affine gap",
+               "local (k, temperature, weight: fit)"},
+              rows, {false, true, false, true, true, true, true, true, false});
 }
 
 void print_anchor_info(const std::string& collection, const std::string& url, const json& a) {
@@ -1276,6 +1284,11 @@ int model_register(const ModelArgs& a) {
   }
   if (!a.method.empty()) body["method"] = a.method;
   if (a.lambda) body["lambda"] = *a.lambda;
+  json local = json::object();
+  if (a.local_neighbours) local["neighbours"] = *a.local_neighbours;
+  if (a.local_temperature) local["temperature"] = *a.local_temperature;
+  if (a.local_weight) local["weight"] = *a.local_weight;
+  if (!local.empty()) body["local"] = std::move(local);
   auto client = connect(a.connection);
   if (!client.is_ok()) {
     spdlog::error("--url: {}", client.status().message());
@@ -1293,11 +1306,12 @@ int model_register(const ModelArgs& a) {
   const json& m = *result;
   std::fputs(
       fmt::format("registered model '{}' on '{}' (anchor set version {}): {} dimensions, default method {}\n"
-                  "fit on the anchors: procrustes cosine {}, affine cosine {} (orthogonality gap {}, lambda {:g})\n",
+                  "fit on the anchors: procrustes cosine {}, affine cosine {} (orthogonality gap {}, lambda {:g}), "
+                  "local {} (leave-one-out)\n",
                   text(field(m, "name")), a.collection, text(field(m, "anchors_version")), text(field(m, "dim")),
                   text(field(m, "method")), fixed4(field(m, "procrustes_fit_cosine")),
                   fixed4(field(m, "affine_fit_cosine")), fixed4(field(m, "affine_orthogonality_gap")),
-                  number_or(field(m, "lambda"), NAN))
+                  number_or(field(m, "lambda"), NAN), local_summary(field(m, "local")))
           .c_str(),
       stdout);
   return 0;
@@ -1453,11 +1467,20 @@ CLI::App* add_model_command(CLI::App& app, ModelArgs& args) {
                   "are in the anchor set's order; `vecstash anchors show --ids-out` writes that order)")
       ->check(CLI::ExistingFile);
   reg->add_option("--method", args.method,
-                  "How queries in this model's space are answered by default: procrustes, affine or relative "
-                  "(default procrustes)")
-      ->check(CLI::IsMember({"relative", "procrustes", "affine"}));
+                  "How queries in this model's space are answered by default: procrustes, affine, local or "
+                  "relative (default procrustes)")
+      ->check(CLI::IsMember({"relative", "procrustes", "affine", "local"}));
   reg->add_option("--lambda", args.lambda, "Affine map: pull towards the Procrustes map, in [0, 1e6] (default 1)")
       ->check(CLI::Range(0.0, 1e6));
+  reg->add_option("--local-neighbours", args.local_neighbours,
+                  "Local method: anchors whose residuals correct a query (default: chosen by leave-one-out)")
+      ->check(CLI::Range(1, 256));
+  reg->add_option("--local-temperature", args.local_temperature,
+                  "Local method: softmax temperature over the cosines to those anchors (default: chosen)")
+      ->check(CLI::Range(0.001, 10.0));
+  reg->add_option("--local-weight", args.local_weight,
+                  "Local method: share of the neighbours' residual added, 0 = Procrustes (default: chosen)")
+      ->check(CLI::Range(0.0, 2.0));
   reg->footer(
       "Then query with the model's embeddings: vecstash query --collection C --using NAME --vector '[...]'\n"
       "Exit status: 0 done, 1 the server or a file said no, 2 bad flags.");

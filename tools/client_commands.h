@@ -52,7 +52,7 @@ struct QueryArgs {
   bool exact = false;
   bool json = false;
   std::string using_name;       ///< query another space: a registered model or the relative vector
-  std::string method;           ///< with a model: relative, procrustes or affine ("" = the model's default)
+  std::string method;           ///< with a model: relative, procrustes, affine or local ("" = the model's default)
   bool relative_input = false;  ///< with the relative vector: the queries are relative vectors
 };
 
@@ -101,6 +101,9 @@ struct ModelArgs {
   std::string ids_file;  ///< ids of the file's rows; empty: the rows are in the anchor set's order
   std::string method;    ///< "" = the server's default (procrustes)
   std::optional<double> lambda;
+  std::optional<std::uint32_t> local_neighbours;  ///< unset: the server chooses (leave-one-out)
+  std::optional<double> local_temperature;
+  std::optional<double> local_weight;
   bool json = false;
 };
 

@@ -219,7 +219,7 @@ struct CrossModelArgs {
   std::string embeddings_root;
   std::string anchors = "64,128,256,512,1024,2048";
   std::string strategies = "random,kmeans,farthest,mixed";
-  std::string methods = "relative,procrustes,affine";
+  std::string methods = "relative,procrustes,affine,local";
   std::string kinds = "e4m3,i8";
   std::size_t kinds_anchors = 1024;
   std::string kinds_strategy = "mixed";
@@ -265,7 +265,7 @@ int run_bench_crossmodel(const CrossModelArgs& args) {
   o.methods = split_names(args.methods);
   for (const auto& m : o.methods) {
     if (!vecstash::engine::parse_cross_method(m).is_ok()) {
-      spdlog::error("--methods: '{}' is not relative, procrustes or affine", m);
+      spdlog::error("--methods: '{}' is not relative, procrustes, affine or local", m);
       return kExitUsage;
     }
   }
@@ -607,7 +607,7 @@ int main(int argc, char** argv) {
   crossmodel->add_option("--anchors", xargs.anchors, "Anchor counts, comma-separated")->capture_default_str();
   crossmodel->add_option("--strategies", xargs.strategies, "random, kmeans, farthest, mixed (comma-separated)")
       ->capture_default_str();
-  crossmodel->add_option("--methods", xargs.methods, "relative, procrustes, affine (comma-separated)")->capture_default_str();
+  crossmodel->add_option("--methods", xargs.methods, "relative, procrustes, affine, local (comma-separated)")->capture_default_str();
   crossmodel->add_option("--kinds", xargs.kinds, "Codes-only corpus kinds measured at --kinds-anchors ('' = none)")
       ->capture_default_str();
   crossmodel->add_option("--kinds-anchors", xargs.kinds_anchors, "Anchors for the --kinds runs")

@@ -3,6 +3,8 @@
 // (/collections/{c}/models[/{name}]). Queries reach the relative vectors and the models through
 // `using` (handlers.cpp). Semantics: engine/include/vecstash/engine/anchors.h.
 #include <algorithm>
+#include <charconv>
+#include <cstdlib>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -36,6 +38,13 @@ json ids_json(const std::vector<PointId>& ids) {
   return out;
 }
 
+// A float parameter as the double with the float's shortest decimal form (0.2f -> 0.2, not 0.2000000029).
+double short_float(float f) {
+  char buf[32];
+  const auto end = std::to_chars(buf, buf + sizeof buf, f).ptr;
+  return std::strtod(std::string(buf, end).c_str(), nullptr);
+}
+
 json model_json(const ModelInfo& m) {
   return json{{"name", m.name},
               {"dim", m.dim},
@@ -44,7 +53,34 @@ json model_json(const ModelInfo& m) {
               {"anchors_version", m.anchors_version},
               {"procrustes_fit_cosine", m.procrustes_fit_cosine},
               {"affine_fit_cosine", m.affine_fit_cosine},
-              {"affine_orthogonality_gap", m.affine_orthogonality_gap}};
+              {"affine_orthogonality_gap", m.affine_orthogonality_gap},
+              {"local",
+               {{"neighbours", m.local_neighbours},
+                {"temperature", short_float(m.local_temperature)},
+                {"weight", short_float(m.local_weight)},
+                {"fit_cosine", m.local_fit_cosine}}}};
+}
+
+// "local": {"neighbours": k, "temperature": t, "weight": w}, each optional (unset: chosen by the
+// server by leave-one-out on the anchors); the ranges are checked by the engine.
+Status read_local_options(const json& b, engine::ModelRequest* req) {
+  const json* l = field(b, "local");
+  if (!l) return Status::ok();
+  if (!l->is_object()) return bad("Json deserialize error: `local` must be an object");
+  VECSTASH_RETURN_IF_ERROR(check_fields(*l, "local", {"neighbours", "temperature", "weight"}));
+  if (field(*l, "neighbours")) {
+    auto k = read_count(*l, "neighbours", 0);
+    if (!k) return k.status();
+    if (k.value() > engine::kMaxAnchors) return bad("Wrong input: `local.neighbours` is larger than any anchor set");
+    req->local_neighbours = static_cast<std::uint32_t>(k.value());
+  }
+  auto t = read_number(*l, "temperature");
+  if (!t) return t.status();
+  if (t.value()) req->local_temperature = static_cast<float>(*t.value());
+  auto w = read_number(*l, "weight");
+  if (!w) return w.status();
+  if (w.value()) req->local_weight = static_cast<float>(*w.value());
+  return Status::ok();
 }
 
 json anchors_json(const AnchorInfo& a) {
@@ -300,7 +336,7 @@ Result<json> Service::Impl::register_model(Call& c) {
   auto col = collection(c.params[0]);
   if (!col) return col.status();
   const json& b = c.body;
-  VECSTASH_RETURN_IF_ERROR(check_fields(b, "model registration", {"vectors", "anchors", "method", "lambda"}));
+  VECSTASH_RETURN_IF_ERROR(check_fields(b, "model registration", {"vectors", "anchors", "method", "lambda", "local"}));
   engine::ModelRequest req;
   req.name = c.params[1];
   if (const json* m = field(b, "method")) {
@@ -312,6 +348,7 @@ Result<json> Service::Impl::register_model(Call& c) {
   auto lambda = read_number(b, "lambda");
   if (!lambda) return lambda.status();
   if (lambda.value()) req.lambda = *lambda.value();
+  VECSTASH_RETURN_IF_ERROR(read_local_options(b, &req));
   const std::optional<AnchorInfo> anchors = col.value()->anchors();
   if (!anchors) {
     return Status::failed_precondition("collection '" + c.params[0] +

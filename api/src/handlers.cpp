@@ -231,7 +231,7 @@ struct Query {
   engine::QuerySpace space;
 };
 
-/// params.vecstash: {"method": "relative|procrustes|affine", "relative_input": bool}.
+/// params.vecstash: {"method": "relative|procrustes|affine|local", "relative_input": bool}.
 Status read_space_params(const json& p, engine::QuerySpace* space) {
   VECSTASH_RETURN_IF_ERROR(check_fields(p, "params.vecstash", {"method", "relative_input"}));
   if (const json* m = field(p, "method")) {

@@ -3,7 +3,8 @@
 // Storage (meta column family, next to the layout in engine_shared.h):
 //   "anchors/" cid          -> blob VSAN: version, strategy, seed, options, ids, vectors, relative codec
 //   "model/" cid name       -> blob VSMO: name, dim, method, lambda, anchors version, the model's anchor
-//                              embeddings, the fitted Procrustes and affine maps
+//                              embeddings, the fitted Procrustes and affine maps, the local correction's
+//                              parameters (its residuals are recomputed from the anchors when loaded)
 // The points' relative vectors are not stored: they are derived from the stored vectors and rebuilt
 // on open (see anchors.h).
 #pragma once
@@ -32,9 +33,13 @@ struct ModelState {
   kernels::RelativeBasis basis;    // the model's own anchors, for kRelative
   kernels::Alignment procrustes;   // model space -> collection space
   kernels::Alignment affine;
+  kernels::LocalCorrection local;  // on top of `procrustes`; fitted with the collection's anchors
 
   std::vector<std::uint8_t> serialize() const;
+  /// The blob without `local` (it needs the collection's anchor vectors): call fit_local() next.
   static Result<ModelState> parse(std::span<const std::uint8_t> blob, bool center);
+  /// Fit `local` on (vectors, anchor_vectors) with `options`; fills info.local_*.
+  Status fit_local(MatrixView<const float> anchor_vectors, const kernels::LocalCorrectionOptions& options, int threads);
 };
 
 struct Collection::AnchorState {

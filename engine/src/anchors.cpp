@@ -1,6 +1,7 @@
 // Anchors, relative vectors and cross-model queries: the Collection methods declared in anchors.h and
 // collection.h, and the persisted forms of anchor_state.h.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -157,16 +158,17 @@ std::string_view cross_method_name(CrossMethod m) noexcept {
     case CrossMethod::kRelative: return "relative";
     case CrossMethod::kProcrustes: return "procrustes";
     case CrossMethod::kAffine: return "affine";
+    case CrossMethod::kLocal: return "local";
   }
   return "?";
 }
 
 Result<CrossMethod> parse_cross_method(std::string_view name) {
-  for (auto m : {CrossMethod::kRelative, CrossMethod::kProcrustes, CrossMethod::kAffine}) {
+  for (auto m : {CrossMethod::kRelative, CrossMethod::kProcrustes, CrossMethod::kAffine, CrossMethod::kLocal}) {
     if (cross_method_name(m) == name) return m;
   }
   return Status::invalid_argument("unknown cross-model method '" + std::string(name) +
-                                  "' (relative, procrustes or affine)");
+                                  "' (relative, procrustes, affine or local)");
 }
 
 // ---- persisted forms -----------------------------------------------------------------------------
@@ -248,6 +250,10 @@ std::vector<std::uint8_t> ModelState::serialize() const {
   w.f32s(vectors);
   w.bytes(procrustes.serialize());
   w.bytes(affine.serialize());
+  const kernels::LocalCorrectionParams& lp = local.params();
+  w.u32(lp.neighbours);
+  w.f32s(std::span<const float>(std::array<float, 2>{lp.temperature, lp.weight}));
+  w.f64s(std::span<const double>(&info.local_fit_cosine, 1));
   return w.finish();
 }
 
@@ -264,7 +270,7 @@ Result<ModelState> ModelState::parse(std::span<const std::uint8_t> blob, bool ce
   std::vector<double> lambda;
   VECSTASH_RETURN_IF_ERROR(r.f64s(&lambda, 1));
   VECSTASH_RETURN_IF_ERROR(r.u64(&m.info.anchors_version));
-  if (dim == 0 || dim > kMaxDim || method > static_cast<std::uint8_t>(CrossMethod::kAffine) || lambda.size() != 1) {
+  if (dim == 0 || dim > kMaxDim || method > static_cast<std::uint8_t>(CrossMethod::kLocal) || lambda.size() != 1) {
     return Status::corruption("model: bad header");
   }
   m.info.dim = dim;
@@ -279,7 +285,18 @@ Result<ModelState> ModelState::parse(std::span<const std::uint8_t> blob, bool ce
   VECSTASH_RETURN_IF_ERROR(r.bytes(&bytes, blob.size()));
   auto a = kernels::Alignment::deserialize(bytes);
   if (!a.is_ok()) return a.status();
+  std::uint32_t local_k = 0;
+  std::vector<float> local_tw;
+  VECSTASH_RETURN_IF_ERROR(r.u32(&local_k));
+  std::vector<double> local_fit;
+  VECSTASH_RETURN_IF_ERROR(r.f32s(&local_tw, 2));
+  VECSTASH_RETURN_IF_ERROR(r.f64s(&local_fit, 1));
   VECSTASH_RETURN_IF_ERROR(r.finish());
+  if (local_tw.size() != 2 || local_fit.size() != 1) return Status::corruption("model: local correction parameters");
+  m.info.local_fit_cosine = local_fit[0];
+  m.info.local_neighbours = local_k;
+  m.info.local_temperature = local_tw[0];
+  m.info.local_weight = local_tw[1];
   m.procrustes = std::move(*p);
   m.affine = std::move(*a);
   auto basis = kernels::RelativeBasis::make(MatrixView<const float>(m.vectors.data(), m.vectors.size() / dim, dim),
@@ -290,6 +307,20 @@ Result<ModelState> ModelState::parse(std::span<const std::uint8_t> blob, bool ce
   m.info.affine_fit_cosine = m.affine.fit_cosine();
   m.info.affine_orthogonality_gap = m.affine.orthogonality_gap();
   return m;
+}
+
+Status ModelState::fit_local(MatrixView<const float> anchor_vectors, const kernels::LocalCorrectionOptions& options,
+                             int threads) {
+  const std::size_t m = anchor_vectors.rows;
+  auto lc = kernels::LocalCorrection::fit(procrustes, MatrixView<const float>(vectors.data(), m, info.dim),
+                                          anchor_vectors, options, threads);
+  if (!lc.is_ok()) return lc.status();
+  local = std::move(lc).value();
+  info.local_neighbours = local.params().neighbours;
+  info.local_temperature = local.params().temperature;
+  info.local_weight = local.params().weight;
+  if (options.measure) info.local_fit_cosine = local.loo_cosine();  // else: as loaded
+  return Status::ok();
 }
 
 // ---- relative vectors ----------------------------------------------------------------------------
@@ -655,6 +686,11 @@ Result<ModelInfo> Collection::register_model(const ModelRequest& req) {
   if (!affine.is_ok()) return with_collection(affine.status(), name_);
   model->procrustes = std::move(*procrustes);
   model->affine = std::move(*affine);
+  model->info.dim = req.dim;
+  VECSTASH_RETURN_IF_ERROR(with_collection(
+      model->fit_local(dst, kernels::LocalCorrectionOptions{req.local_neighbours, req.local_temperature, req.local_weight, true},
+                       shared_->options.threads),
+      name_));
   model->info.name = req.name;
   model->info.dim = req.dim;
   model->info.default_method = req.default_method;
@@ -709,6 +745,15 @@ Status Collection::load_anchors() {
       log(LogLevel::kWarn, "collection '" + name_ + "': model '" + model->info.name +
                                "' belongs to another anchor set; ignored");
       return true;
+    }
+    // The parameters chosen at registration, without measuring them again.
+    const kernels::LocalCorrectionOptions stored{model->info.local_neighbours, model->info.local_temperature,
+                                                 model->info.local_weight, /*measure=*/false};
+    const Status fitted = model->fit_local(MatrixView<const float>(a->vectors.data(), a->count(), a->dim), stored,
+                                           shared_->options.threads);
+    if (!fitted.is_ok()) {
+      model_status = Status::corruption("model '" + model->info.name + "': " + fitted.message());
+      return false;
     }
     std::string model_name = model->info.name;  // before the move below
     a->models[model_name] = std::make_shared<ModelState>(std::move(*model));
@@ -787,10 +832,13 @@ Result<std::vector<std::vector<ScoredPoint>>> Collection::search_space(const Sea
                                                    MatrixView<float>(rel.data(), nq, m), threads));
     return search_relative(*a, MatrixView<const float>(rel.data(), nq, m), req);
   }
-  const kernels::Alignment& map = method == CrossMethod::kProcrustes ? model.procrustes : model.affine;
+  const kernels::Alignment& map = method == CrossMethod::kAffine ? model.affine : model.procrustes;
   std::vector<float> mapped(nq * config_.dim);
-  VECSTASH_RETURN_IF_ERROR(map.apply(MatrixView<const float>(q.data(), nq, dim),
-                                     MatrixView<float>(mapped.data(), nq, config_.dim), threads));
+  const MatrixView<const float> qv(q.data(), nq, dim);
+  VECSTASH_RETURN_IF_ERROR(map.apply(qv, MatrixView<float>(mapped.data(), nq, config_.dim), threads));
+  if (method == CrossMethod::kLocal) {
+    VECSTASH_RETURN_IF_ERROR(model.local.apply(qv, MatrixView<float>(mapped.data(), nq, config_.dim), threads));
+  }
   SearchRequest native = req;
   native.space = QuerySpace{};
   native.queries = mapped;

@@ -800,17 +800,29 @@ TEST_F(AnchorServiceTest, ModelsAndQueriesInTheirSpaces) {
   const json b = ok(Method::kPut, "/collections/c/models/b", json{{"vectors", vectors}});
   EXPECT_EQ(b["name"], "b");
   EXPECT_EQ(b["dim"], kModelDim);
-  EXPECT_EQ(b["method"], "procrustes");
+  EXPECT_EQ(b["method"], "local");
   EXPECT_EQ(b["lambda"], 1.0);
+  // The local correction's parameters, chosen by leave-one-out on the anchors.
+  ASSERT_TRUE(b["local"].is_object());
+  EXPECT_GE(b["local"]["neighbours"].get<int>(), 1);
+  EXPECT_GT(b["local"]["temperature"].get<double>(), 0.0);
+  EXPECT_GE(b["local"]["weight"].get<double>(), 0.0);
+  EXPECT_GT(b["local"]["fit_cosine"].get<double>(), 0.999);
   EXPECT_EQ(b["anchors_version"], set["version"]);
   EXPECT_GT(b["procrustes_fit_cosine"].get<double>(), 0.999);  // the map is exact: a rotation
   for (const char* k : {"affine_fit_cosine", "affine_orthogonality_gap"}) EXPECT_TRUE(b[k].is_number()) << k;
   json keyed = json::array();
   for (std::size_t i = set["ids"].size(); i-- > 0;) keyed.push_back({{"id", set["ids"][i]}, {"vector", vectors[i]}});
-  const json b2 =
-      ok(Method::kPut, "/collections/c/models/b2", json{{"anchors", keyed}, {"method", "affine"}, {"lambda", 0.5}});
+  const json b2 = ok(Method::kPut, "/collections/c/models/b2",
+                     json{{"anchors", keyed},
+                          {"method", "affine"},
+                          {"lambda", 0.5},
+                          {"local", {{"neighbours", 6}, {"temperature", 0.25}, {"weight", 0.5}}}});
   EXPECT_EQ(b2["method"], "affine");
   EXPECT_EQ(b2["lambda"], 0.5);
+  EXPECT_EQ(b2["local"]["neighbours"], 6);
+  EXPECT_EQ(b2["local"]["temperature"], 0.25);
+  EXPECT_EQ(b2["local"]["weight"], 0.5);
   // Same data, same fit: the reordering put every vector with its anchor.
   EXPECT_NEAR(b2["procrustes_fit_cosine"].get<double>(), b["procrustes_fit_cosine"].get<double>(), 1e-6);
   const json models = ok(Method::kGet, "/collections/c/models")["models"];
@@ -842,6 +854,14 @@ TEST_F(AnchorServiceTest, ModelsAndQueriesInTheirSpaces) {
   reg_fails("x", json{{"vectors", vectors}, {"lambda", "one"}});
   reg_fails("x", json{{"vectors", vectors}, {"lambda", -1}});
   reg_fails("x", json{{"vectors", vectors}, {"extra", 1}});
+  reg_fails("x", json{{"vectors", vectors}, {"local", 16}});
+  reg_fails("x", json{{"vectors", vectors}, {"local", {{"k", 16}}}});
+  reg_fails("x", json{{"vectors", vectors}, {"local", {{"neighbours", 0}}}});
+  reg_fails("x", json{{"vectors", vectors}, {"local", {{"neighbours", 33}}}});  // more than the anchors
+  reg_fails("x", json{{"vectors", vectors}, {"local", {{"neighbours", -2}}}});
+  reg_fails("x", json{{"vectors", vectors}, {"local", {{"temperature", 0}}}});
+  reg_fails("x", json{{"vectors", vectors}, {"local", {{"weight", "all"}}}});
+  reg_fails("x", json{{"vectors", vectors}, {"local", {{"weight", 5}}}});
   reg_fails("bad%20name", json{{"vectors", vectors}});
   reg_fails("relative", json{{"vectors", vectors}});
   EXPECT_EQ(ok(Method::kGet, "/collections/c/models")["models"], models);
@@ -861,7 +881,8 @@ TEST_F(AnchorServiceTest, ModelsAndQueriesInTheirSpaces) {
     EXPECT_EQ(by_model[0]["id"], plain[0]["id"]);
     EXPECT_NEAR(by_model[0]["score"].get<double>(), plain[0]["score"].get<double>(), 1e-3);
     for (auto method :
-         {engine::CrossMethod::kRelative, engine::CrossMethod::kProcrustes, engine::CrossMethod::kAffine}) {
+         {engine::CrossMethod::kRelative, engine::CrossMethod::kProcrustes, engine::CrossMethod::kAffine,
+          engine::CrossMethod::kLocal}) {
       const std::string name(engine::cross_method_name(method));
       const json res = ok(Method::kPost, "/collections/c/points/query",
                           json{{"query", {{"nearest", y}}},

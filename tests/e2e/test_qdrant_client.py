@@ -975,14 +975,15 @@ def test_cross_model_query_through_the_client(server, client):
             assert anchors["relative"]["name"] == "relative" and anchors["relative"]["rows"] == n
             model = _envelope(http.put(f"/collections/{name}/models/other",
                                        json={"vectors": y[anchors["ids"]].tolist()}))
-            assert model["dim"] == model_dim and model["method"] == "procrustes", model
+            assert model["dim"] == model_dim and model["method"] == "local", model
             assert model["procrustes_fit_cosine"] > 0.99, model
             summary = _envelope(http.get(f"/collections/{name}"))["config"]["vecstash"]["anchors"]
             assert summary["models"] == ["other"] and summary["count"] == 64, summary
             # Another method for one query: params.vecstash (qdrant-client's SearchParams has no room for it).
             qy = (make_vectors(1, DIM, SEED + 24)[0].astype(np.float64) @ rotation.T).tolist()
-            body = {"query": qy, "using": "other", "limit": K, "params": {"vecstash": {"method": "affine"}}}
-            assert len(_envelope(http.post(f"/collections/{name}/points/query", json=body))["points"]) == K
+            for method in ("affine", "procrustes"):
+                body = {"query": qy, "using": "other", "limit": K, "params": {"vecstash": {"method": method}}}
+                assert len(_envelope(http.post(f"/collections/{name}/points/query", json=body))["points"]) == K
 
         assert client.get_collection(name).points_count == n  # the anchor summary does not upset the client
         loaded = Loaded(name=name, x=x, distance=models.Distance.COSINE, ids=list(range(n)))

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <tuple>
 #include <random>
 #include <set>
 
@@ -186,13 +188,15 @@ TEST(Anchors, CrossModelQueriesMatchNativeQueriesForAnIsometricModel) {
   auto info = c->register_model(model_b(*c, q));
   ASSERT_TRUE(info.is_ok()) << info.status().to_string();
   EXPECT_GT(info->procrustes_fit_cosine, 0.999);
-  EXPECT_EQ(info->default_method, CrossMethod::kProcrustes);
+  EXPECT_EQ(info->default_method, CrossMethod::kLocal);
 
   const Matrix queries_a = clustered(20, kDimA, 4);
   const Matrix queries_b = times(queries_a, q);
   const auto native = ids_of(query(*c, queries_a, ""));
   EXPECT_EQ(ids_of(query(*c, queries_b, "model_b")), native);
   EXPECT_EQ(ids_of(query(*c, queries_b, "model_b", CrossMethod::kProcrustes)), native);
+  // Local: the anchors' residuals are rounding noise, so the correction changes nothing that matters.
+  EXPECT_EQ(ids_of(query(*c, queries_b, "model_b", CrossMethod::kLocal)), native);
   // Affine with its default pull towards Procrustes: the same map when the spaces are isometric.
   EXPECT_EQ(ids_of(query(*c, queries_b, "model_b", CrossMethod::kAffine)), native);
   // Relative: cosines to the anchors are preserved by an isometry, so B's relative query equals A's.
@@ -205,6 +209,127 @@ TEST(Anchors, CrossModelQueriesMatchNativeQueriesForAnIsometricModel) {
   ASSERT_TRUE(self.is_ok());
   EXPECT_EQ((*self)[0][0].id, PointId::number(123));
   EXPECT_NEAR((*self)[0][0].score, 1.0f, 1e-4f);
+}
+
+// Model B sees each point through the isometry plus an offset that depends on the point's cluster (a
+// piecewise map: no linear map is exact). The local method, fitted on the anchors alone, recovers more
+// of the native neighbours than Procrustes; its chosen parameters and answers survive a restart.
+TEST(Anchors, LocalMethodCorrectsANonLinearModelAndPersists) {
+  TempDir dir;
+  const Matrix q = isometry(20);
+  constexpr std::size_t kClusters = 16;
+  std::mt19937_64 rng(21);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  Matrix centres(kClusters, kDimA), offsets(kClusters, kDimB);
+  for (auto& v : centres.data) v = g(rng);
+  for (auto& v : offsets.data) v = 0.5f * g(rng);
+  auto points = [&](std::size_t n, std::vector<std::size_t>* labels) {
+    Matrix x(n, kDimA);
+    for (std::size_t i = 0; i < n; ++i) {
+      labels->push_back(rng() % kClusters);
+      for (std::size_t j = 0; j < kDimA; ++j) x.row(i)[j] = centres.row(labels->back())[j] + 0.5f * g(rng);
+    }
+    testing::normalize_rows(x);  // the collection is cosine: what it stores, and its anchors, are unit vectors
+    return x;
+  };
+  auto bend = [&](const Matrix& x, const std::vector<std::size_t>& labels) {
+    Matrix y = times(x, q);
+    for (std::size_t i = 0; i < y.rows; ++i)
+      for (std::size_t j = 0; j < kDimB; ++j) y.row(i)[j] += offsets.row(labels[i])[j];
+    return y;
+  };
+  std::vector<std::size_t> data_labels, query_labels;
+  const Matrix data = points(2000, &data_labels);
+  const Matrix queries_a = points(60, &query_labels);
+  const Matrix queries_b = bend(queries_a, query_labels);
+  auto overlap = [](const std::vector<std::vector<PointId>>& got, const std::vector<std::vector<PointId>>& want) {
+    std::size_t hits = 0, total = 0;
+    for (std::size_t i = 0; i < want.size(); ++i) {
+      const std::set<PointId> w(want[i].begin(), want[i].end());
+      for (const PointId& id : got[i]) hits += w.count(id);
+      total += want[i].size();
+    }
+    return static_cast<double>(hits) / static_cast<double>(total);
+  };
+  std::vector<std::vector<PointId>> local_before;
+  ModelInfo chosen;
+  {
+    auto e = open_engine(dir.path());
+    auto c = *e->create_collection("a", config_of(CodeKind::kF32));
+    ingest(*c, data, 0);
+    AnchorRequest req;
+    req.strategy = AnchorStrategy::kRandom;
+    req.count = 400;
+    req.store_relative = false;
+    auto set = c->set_anchors(req);
+    ASSERT_TRUE(set.is_ok()) << set.status().to_string();
+    Matrix a(set->ids.size(), kDimA);
+    std::vector<std::size_t> anchor_labels;
+    for (std::size_t i = 0; i < set->ids.size(); ++i) {
+      const std::size_t row = static_cast<std::size_t>(set->ids[i].lo);  // ids are the data's row numbers
+      std::copy_n(data.row(row), kDimA, a.row(i));
+      anchor_labels.push_back(data_labels[row]);
+    }
+    ModelRequest m;
+    m.name = "bent";
+    m.dim = kDimB;
+    m.vectors = bend(a, anchor_labels).data;
+    auto info = c->register_model(m);
+    ASSERT_TRUE(info.is_ok()) << info.status().to_string();
+    EXPECT_GT(info->local_weight, 0.0f);
+    EXPECT_GT(info->local_fit_cosine, info->procrustes_fit_cosine);
+    const auto native = ids_of(query(*c, queries_a, ""));
+    const double procrustes = overlap(ids_of(query(*c, queries_b, "bent", CrossMethod::kProcrustes)), native);
+    local_before = ids_of(query(*c, queries_b, "bent", CrossMethod::kLocal));
+    const double local = overlap(local_before, native);
+    std::printf("[ local ] k %u, temperature %g, weight %g (leave-one-out cos %.4f, Procrustes fit %.4f); "
+                "overlap with the native top-10: procrustes %.3f, local %.3f\n",
+                info->local_neighbours, info->local_temperature, info->local_weight, info->local_fit_cosine,
+                info->procrustes_fit_cosine, procrustes, local);
+    EXPECT_GT(local, procrustes + 0.05);
+    EXPECT_EQ(ids_of(query(*c, queries_b, "bent")), local_before);  // the default method
+    chosen = *info;
+  }
+  auto e = open_engine(dir.path());
+  auto c = *e->collection("a");
+  auto info = c->anchors();
+  ASSERT_TRUE(info.has_value());
+  ASSERT_EQ(info->models.size(), 1u);
+  const ModelInfo& m = info->models[0];
+  EXPECT_EQ(m.local_neighbours, chosen.local_neighbours);
+  EXPECT_EQ(m.local_temperature, chosen.local_temperature);
+  EXPECT_EQ(m.local_weight, chosen.local_weight);
+  EXPECT_EQ(m.local_fit_cosine, chosen.local_fit_cosine);
+  EXPECT_EQ(ids_of(query(*c, queries_b, "bent", CrossMethod::kLocal)), local_before);
+}
+
+TEST(Anchors, LocalParametersCanBeFixedAndAreValidated) {
+  TempDir dir;
+  auto e = open_engine(dir.path());
+  auto c = *e->create_collection("a", config_of(CodeKind::kF32));
+  ingest(*c, clustered(300, kDimA, 30), 0);
+  AnchorRequest req;
+  req.count = 40;
+  ASSERT_TRUE(c->set_anchors(req).is_ok());
+  const Matrix q = isometry(31);
+  ModelRequest m = model_b(*c, q);
+  m.local_neighbours = 5;
+  m.local_temperature = 0.3f;
+  m.local_weight = 0.5f;
+  auto info = c->register_model(m);
+  ASSERT_TRUE(info.is_ok()) << info.status().to_string();
+  EXPECT_EQ(info->local_neighbours, 5u);
+  EXPECT_EQ(info->local_temperature, 0.3f);
+  EXPECT_EQ(info->local_weight, 0.5f);
+  for (auto bad : {std::tuple<std::uint32_t, float, float>{0, 0.1f, 0.5f}, {41, 0.1f, 0.5f}, {4, 0.0f, 0.5f},
+                   {4, 0.1f, -1.0f}, {4, 0.1f, 3.0f}}) {
+    ModelRequest b = model_b(*c, q, "bad");
+    b.local_neighbours = std::get<0>(bad);
+    b.local_temperature = std::get<1>(bad);
+    b.local_weight = std::get<2>(bad);
+    EXPECT_EQ(c->register_model(b).status().code(), StatusCode::kInvalidArgument) << std::get<0>(bad);
+  }
+  EXPECT_EQ(c->anchors()->models.size(), 1u);  // the rejected ones left nothing behind
 }
 
 TEST(Anchors, RelativeQueriesGivenAsRelativeVectors) {

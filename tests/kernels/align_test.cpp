@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -404,6 +406,182 @@ TEST(Alignment, RejectsBadInputWithStatus) {
   EXPECT_EQ(al->apply(nan_rows.view(), out.mut()).code(), StatusCode::kInvalidArgument);
   EXPECT_TRUE(al->apply(MatrixView<const float>(), MatrixView<float>()).is_ok());
   EXPECT_EQ(Alignment().apply(testing::gaussian(3, 2, 75).view(), out.mut()).code(), StatusCode::kFailedPrecondition);
+}
+
+
+// ---- LocalCorrection ----------------------------------------------------------------------------
+
+/// A linear map given by its matrix (no LAPACK needed): y = x W.
+Alignment linear_map(const std::vector<double>& w, std::size_t din, std::size_t dout) {
+  AlignmentParams p;
+  p.center = false;
+  p.dim_in = static_cast<std::uint32_t>(din);
+  p.dim_out = static_cast<std::uint32_t>(dout);
+  p.mean_in.assign(din, 0.0f);
+  p.mean_out.assign(dout, 0.0f);
+  p.matrix.assign(w.begin(), w.end());
+  auto a = Alignment::from_params(std::move(p));
+  EXPECT_TRUE(a.is_ok()) << a.status().to_string();
+  return a.is_ok() ? std::move(a).value() : Alignment();
+}
+
+std::vector<double> identity(std::size_t d) {
+  std::vector<double> w(d * d, 0.0);
+  for (std::size_t i = 0; i < d; ++i) w[i * d + i] = 1.0;
+  return w;
+}
+
+/// Points around `clusters` well-separated centres; the target adds a per-cluster offset (not a
+/// linear function of the point). Row i belongs to cluster i % clusters.
+void clustered_pairs(std::size_t rows, std::size_t clusters, std::size_t dim, std::uint64_t seed,
+                     std::uint64_t noise_seed, Matrix* src, Matrix* dst) {
+  const Matrix centres = testing::gaussian(clusters, dim, seed, 0.0f, 2.0f);
+  const Matrix offsets = testing::gaussian(clusters, dim, seed + 1, 0.0f, 1.5f);
+  const Matrix noise = testing::gaussian(rows, dim, noise_seed, 0.0f, 0.05f);
+  *src = Matrix(rows, dim);
+  *dst = Matrix(rows, dim);
+  for (std::size_t i = 0; i < rows; ++i)
+    for (std::size_t j = 0; j < dim; ++j) {
+      src->row(i)[j] = centres.row(i % clusters)[j] + noise.row(i)[j];
+      dst->row(i)[j] = src->row(i)[j] + offsets.row(i % clusters)[j];
+    }
+}
+
+double mean_cosine(const Matrix& a, const Matrix& b) {
+  double sum = 0.0;
+  for (std::size_t i = 0; i < a.rows; ++i) {
+    double ab = 0, aa = 0, bb = 0;
+    for (std::size_t j = 0; j < a.cols; ++j) {
+      ab += double(a.row(i)[j]) * b.row(i)[j];
+      aa += double(a.row(i)[j]) * a.row(i)[j];
+      bb += double(b.row(i)[j]) * b.row(i)[j];
+    }
+    sum += ab / std::sqrt(aa * bb);
+  }
+  return sum / static_cast<double>(a.rows);
+}
+
+Matrix apply_both(const Alignment& base, const LocalCorrection* lc, const Matrix& x, int threads) {
+  Matrix y(x.rows, base.dim_out());
+  EXPECT_TRUE(base.apply(x.view(), y.mut(), threads).is_ok());
+  if (lc) {
+    EXPECT_TRUE(lc->apply(x.view(), y.mut(), threads).is_ok());
+  }
+  return y;
+}
+
+TEST(LocalCorrection, CorrectsAPiecewiseMapAndChoosesItsParametersByLeaveOneOut) {
+  constexpr std::size_t kDim = 16, kClusters = 8;
+  Matrix anchors_src, anchors_dst, held_src, held_dst;
+  clustered_pairs(320, kClusters, kDim, 70, 71, &anchors_src, &anchors_dst);
+  clustered_pairs(200, kClusters, kDim, 70, 72, &held_src, &held_dst);  // same centres and offsets, new noise
+  const Alignment base = linear_map(identity(kDim), kDim, kDim);
+  auto lc = LocalCorrection::fit(base, anchors_src.view(), anchors_dst.view(), {});
+  ASSERT_TRUE(lc.is_ok()) << lc.status().to_string();
+  EXPECT_GT(lc->params().weight, 0.5f);
+  EXPECT_GT(lc->loo_cosine(), lc->base_cosine() + 0.1);
+  const double before = mean_cosine(apply_both(base, nullptr, held_src, 1), held_dst);
+  const double after = mean_cosine(apply_both(base, &*lc, held_src, 1), held_dst);
+  std::printf("[ local ] k %u, temperature %.2f, weight %.2f; LOO cos %.4f (base %.4f); held-out cos %.4f -> %.4f\n",
+              lc->params().neighbours, lc->params().temperature, lc->params().weight, lc->loo_cosine(),
+              lc->base_cosine(), before, after);
+  EXPECT_LT(before, 0.9);
+  EXPECT_GT(after, 0.995);
+}
+
+TEST(LocalCorrection, LeavesAnExactLinearMapWithNoisyTargetsAlone) {
+  constexpr std::size_t kIn = 12, kOut = 9;
+  const Matrix src = testing::gaussian(300, kIn, 80);
+  const auto w = transpose(orthonormal_rows(kOut, kIn, 81), kOut, kIn);  // kIn x kOut
+  const Matrix dst = map_rows(src, w, kOut, {}, 0.3, 82);  // residuals: independent noise
+  const Alignment base = linear_map(w, kIn, kOut);
+  auto lc = LocalCorrection::fit(base, src.view(), dst.view(), {});
+  ASSERT_TRUE(lc.is_ok()) << lc.status().to_string();
+  EXPECT_EQ(lc->params().weight, 0.0f);  // neighbours' noise only hurts: leave-one-out says so
+  EXPECT_NEAR(lc->loo_cosine(), lc->base_cosine(), 1e-12);
+  const Matrix q = testing::gaussian(50, kIn, 83);
+  const Matrix plain = apply_both(base, nullptr, q, 1), corrected = apply_both(base, &*lc, q, 1);
+  EXPECT_EQ(0, std::memcmp(plain.data.data(), corrected.data.data(), plain.data.size() * sizeof(float)));
+}
+
+TEST(LocalCorrection, FixedParametersMapEachAnchorOntoItsTarget) {
+  constexpr std::size_t kIn = 10, kOut = 6;
+  const Matrix src = testing::gaussian(64, kIn, 90), dst = testing::gaussian(64, kOut, 91);
+  const Alignment base = linear_map(transpose(orthonormal_rows(kOut, kIn, 92), kOut, kIn), kIn, kOut);
+  LocalCorrectionOptions o;
+  o.neighbours = 1;
+  o.temperature = 0.01f;
+  o.weight = 1.0f;
+  auto lc = LocalCorrection::fit(base, src.view(), dst.view(), o);
+  ASSERT_TRUE(lc.is_ok()) << lc.status().to_string();
+  EXPECT_EQ(lc->params(), (LocalCorrectionParams{1, 0.01f, 1.0f}));
+  const Matrix y = apply_both(base, &*lc, src, 0);  // an anchor's nearest anchor is itself
+  for (std::size_t i = 0; i < src.rows; ++i)
+    for (std::size_t o2 = 0; o2 < kOut; ++o2) EXPECT_NEAR(y.row(i)[o2], dst.row(i)[o2], 1e-5) << i;
+}
+
+TEST(LocalCorrection, ApplyDoesNotDependOnTheThreadCount) {
+  constexpr std::size_t kDim = 24;
+  Matrix src, dst;
+  clustered_pairs(500, 12, kDim, 100, 101, &src, &dst);
+  const Alignment base = linear_map(identity(kDim), kDim, kDim);
+  auto lc = LocalCorrection::fit(base, src.view(), dst.view(), {}, 1);
+  auto lc4 = LocalCorrection::fit(base, src.view(), dst.view(), {}, 4);
+  ASSERT_TRUE(lc.is_ok() && lc4.is_ok());
+  EXPECT_EQ(lc->params(), lc4->params());
+  EXPECT_EQ(lc->loo_cosine(), lc4->loo_cosine());
+  const Matrix q = testing::gaussian(700, kDim, 102);  // more than one block of rows
+  const Matrix a = apply_both(base, &*lc, q, 1), b = apply_both(base, &*lc, q, 4);
+  EXPECT_EQ(0, std::memcmp(a.data.data(), b.data.data(), a.data.size() * sizeof(float)));
+}
+
+TEST(LocalCorrection, RejectsBadInputWithStatus) {
+  const Matrix src = testing::gaussian(20, 4, 110), dst = testing::gaussian(20, 3, 111);
+  const Alignment base = linear_map(std::vector<double>(12, 0.5), 4, 3);
+  auto code = [&](const Matrix& s, const Matrix& d, LocalCorrectionOptions o) {
+    return LocalCorrection::fit(base, s.view(), d.view(), o).status().code();
+  };
+  EXPECT_EQ(LocalCorrection::fit(Alignment(), src.view(), dst.view(), {}).status().code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(code(testing::gaussian(1, 4, 1), testing::gaussian(1, 3, 2), {}), StatusCode::kInvalidArgument);
+  EXPECT_EQ(code(src, testing::gaussian(19, 3, 2), {}), StatusCode::kInvalidArgument);  // row counts
+  EXPECT_EQ(code(testing::gaussian(20, 5, 1), dst, {}), StatusCode::kInvalidArgument);  // dim_in
+  EXPECT_EQ(code(src, testing::gaussian(20, 4, 2), {}), StatusCode::kInvalidArgument);  // dim_out
+  Matrix bad = src;
+  bad.row(3)[1] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_EQ(code(bad, dst, {}), StatusCode::kInvalidArgument);
+  Matrix zero = src;
+  std::fill_n(zero.row(5), 4, 0.0f);  // no direction: no cosine to it
+  EXPECT_EQ(code(zero, dst, {}), StatusCode::kInvalidArgument);
+  for (std::uint32_t k : {0u, 21u}) {
+    LocalCorrectionOptions o;
+    o.neighbours = k;
+    EXPECT_EQ(code(src, dst, o), StatusCode::kInvalidArgument) << k;
+  }
+  for (float t : {0.0f, -1.0f, 11.0f, std::numeric_limits<float>::quiet_NaN()}) {
+    LocalCorrectionOptions o;
+    o.temperature = t;
+    EXPECT_EQ(code(src, dst, o), StatusCode::kInvalidArgument) << t;
+  }
+  for (float w : {-0.1f, 2.5f, std::numeric_limits<float>::infinity()}) {
+    LocalCorrectionOptions o;
+    o.weight = w;
+    EXPECT_EQ(code(src, dst, o), StatusCode::kInvalidArgument) << w;
+  }
+  Matrix out(2, 3);
+  const Matrix rows = testing::gaussian(2, 4, 112);
+  EXPECT_EQ(LocalCorrection().apply(rows.view(), out.mut()).code(), StatusCode::kFailedPrecondition);
+  LocalCorrectionOptions o;
+  o.weight = 1.0f;  // a correction that does something, so apply() checks everything
+  auto lc = LocalCorrection::fit(base, src.view(), dst.view(), o);
+  ASSERT_TRUE(lc.is_ok()) << lc.status().to_string();
+  Matrix wrong_out(2, 4);
+  EXPECT_EQ(lc->apply(rows.view(), wrong_out.mut()).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(lc->apply(testing::gaussian(2, 5, 113).view(), out.mut()).code(), StatusCode::kInvalidArgument);
+  Matrix nan_rows = rows;
+  nan_rows.row(1)[0] = std::numeric_limits<float>::infinity();
+  EXPECT_EQ(lc->apply(nan_rows.view(), out.mut()).code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(lc->apply(rows.view(), out.mut()).is_ok());
 }
 
 }  // namespace

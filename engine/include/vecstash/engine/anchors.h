@@ -17,8 +17,11 @@
 //                    against the points' relative vectors;
 //       kProcrustes: the query mapped by the semi-orthogonal map fitted on the anchor pairs
 //                    (kernels::Alignment), then searched like a native query (codes, index, rescoring);
-//       kAffine:     the same with the ridge-regularised affine map shrunk towards the Procrustes map.
-//     Both maps are fitted when the model is registered and persisted with it.
+//       kAffine:     the same with the ridge-regularised affine map shrunk towards the Procrustes map;
+//       kLocal:      the Procrustes map plus the residuals of the query's nearest anchors (in the
+//                    model's space), weighted by similarity (kernels::LocalCorrection); its parameters
+//                    are chosen by leave-one-out on the anchor pairs unless the request fixes them.
+//     The maps are fitted when the model is registered and persisted with it.
 //
 // Thread safety: as Collection (these are Collection methods).
 #pragma once
@@ -46,7 +49,7 @@ enum class AnchorStrategy : std::uint8_t {
 std::string_view anchor_strategy_name(AnchorStrategy s) noexcept;
 Result<AnchorStrategy> parse_anchor_strategy(std::string_view name);
 
-enum class CrossMethod : std::uint8_t { kRelative = 0, kProcrustes = 1, kAffine = 2 };
+enum class CrossMethod : std::uint8_t { kRelative = 0, kProcrustes = 1, kAffine = 2, kLocal = 3 };
 std::string_view cross_method_name(CrossMethod m) noexcept;
 Result<CrossMethod> parse_cross_method(std::string_view name);
 
@@ -79,9 +82,13 @@ struct ModelRequest {
   std::size_t dim = 0;
   /// anchors x dim floats: the model's embeddings of the anchor items, in the anchor set's order.
   std::vector<float> vectors;
-  CrossMethod default_method = CrossMethod::kProcrustes;
+  CrossMethod default_method = CrossMethod::kLocal;
   /// Affine map: weight of the pull towards the Procrustes map, relative to trace(X^T X) / dim. [0, 1e6].
   double lambda = 1.0;
+  /// kLocal: neighbours, temperature and weight of the correction (unset: chosen by leave-one-out).
+  std::optional<std::uint32_t> local_neighbours;
+  std::optional<float> local_temperature;
+  std::optional<float> local_weight;
   /// The anchor set version the vectors were made for; FailedPrecondition when the collection's
   /// anchor set has changed since (nullopt = the current set).
   std::optional<std::uint64_t> anchors_version;
@@ -90,12 +97,16 @@ struct ModelRequest {
 struct ModelInfo {
   std::string name;
   std::size_t dim = 0;
-  CrossMethod default_method = CrossMethod::kProcrustes;
+  CrossMethod default_method = CrossMethod::kLocal;
   double lambda = 1.0;
   std::uint64_t anchors_version = 0;
   double procrustes_fit_cosine = 0;  ///< mean cosine of mapped and target anchors
   double affine_fit_cosine = 0;
   double affine_orthogonality_gap = 0;
+  std::uint32_t local_neighbours = 0;  ///< the local correction's parameters (chosen or given)
+  float local_temperature = 0;
+  float local_weight = 0;
+  double local_fit_cosine = 0;  ///< leave-one-out mean cosine of corrected and target anchors
 };
 
 struct AnchorInfo {

@@ -24,11 +24,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
+
 #include "vecstash/common/status.h"
 #include "vecstash/common/types.h"
+#include "vecstash/kernels/relative.h"
 
 namespace vecstash::kernels {
 
@@ -99,6 +102,73 @@ class Alignment {
   std::vector<float> padded_t_;  // W^T laid out for the CPU's SIMD product (kernels/cpu/row_products.h)
   double fit_cosine_ = 0.0;
   double orthogonality_gap_ = 0.0;
+  bool fitted_ = false;
+};
+
+// ---- local correction ----------------------------------------------------------------------------
+//
+// A linear map leaves each anchor with a residual r_a = target_a - base(source_a). Where the two spaces
+// are not linearly related, nearby inputs tend to share residuals, so a row x is corrected by the
+// residuals of its nearest anchors in the source space (a Nadaraya-Watson estimate on top of the map):
+//   y = base(x) + weight * sum_{a in N_k(x)} w_a r_a,   w_a = softmax_a(cos(x, source_a) / temperature)
+// over the k anchors with the highest cosine (ties: lower anchor index first). With weight 0 it is the
+// base map. Parameters left unset in LocalCorrectionOptions are chosen by leave-one-out on the anchors:
+// each anchor is predicted from the others' residuals, and the grid point (k in {4, 8, 16, 32, 64},
+// temperature in {0.02, 0.05, 0.1, 0.2}, weight in {0, 0.25, 0.5, 0.75, 1}) with the highest mean
+// cos(prediction, target) wins (the first one on ties). Nothing is fitted on the rows that are
+// later corrected. The cosines use RelativeBasis (uncentred), so the correction works without BLAS.
+//
+// Thread safety: immutable after fit(); const methods are thread-safe.
+
+/// Largest number of neighbours of the local correction.
+inline constexpr std::size_t kMaxLocalNeighbours = 256;
+
+struct LocalCorrectionParams {
+  std::uint32_t neighbours = 16;  ///< k, in [1, min(kMaxLocalNeighbours, anchors)]
+  float temperature = 0.05f;      ///< softmax temperature over cosines, in [0.001, 10]
+  float weight = 0.75f;           ///< share of the residual added, in [0, 2]
+  bool operator==(const LocalCorrectionParams&) const = default;
+};
+
+struct LocalCorrectionOptions {
+  std::optional<std::uint32_t> neighbours;  ///< unset: chosen by leave-one-out
+  std::optional<float> temperature;         ///< unset: chosen by leave-one-out
+  std::optional<float> weight;              ///< unset: chosen by leave-one-out
+  /// With all three parameters given: false skips the leave-one-out measurement (loo_cosine() is then
+  /// NaN), which costs m^2 cosines; used when reloading parameters chosen earlier.
+  bool measure = true;
+};
+
+class LocalCorrection {
+ public:
+  /// An empty correction: apply() returns FailedPrecondition.
+  LocalCorrection() = default;
+
+  /// base: the fitted map being corrected; source (m x dim_in) and target (m x dim_out): the anchor
+  /// pairs base was fitted on, finite, no zero source row; 2 <= m <= kMaxRelativeAnchors.
+  /// InvalidArgument for bad shapes, values or options.
+  static Result<LocalCorrection> fit(const Alignment& base, MatrixView<const float> source,
+                                     MatrixView<const float> target, const LocalCorrectionOptions& options,
+                                     int threads = 0);
+
+  bool fitted() const noexcept { return fitted_; }
+  const LocalCorrectionParams& params() const noexcept { return params_; }
+  /// Leave-one-out mean cos(prediction, target) over the anchors with params(); base_cosine() is the
+  /// same mean for the base map alone (weight 0, equal to base.fit_cosine() up to rounding).
+  double loo_cosine() const noexcept { return loo_cosine_; }
+  double base_cosine() const noexcept { return base_cosine_; }
+
+  /// rows: n x dim_in, finite (the unmapped inputs); out: n x dim_out holding base.apply(rows), to which
+  /// the correction is added. The result does not depend on the thread count.
+  Status apply(MatrixView<const float> rows, MatrixView<float> out, int threads = 0) const;
+
+ private:
+  LocalCorrectionParams params_;
+  RelativeBasis basis_;           // the source anchors, uncentred: cosines of rows to them
+  std::vector<float> residuals_;  // m x dim_out
+  std::size_t dim_out_ = 0;
+  double loo_cosine_ = 0.0;
+  double base_cosine_ = 0.0;
   bool fitted_ = false;
 };
 
