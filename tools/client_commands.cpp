@@ -1404,7 +1404,7 @@ CLI::App* add_anchors_command(CLI::App& app, AnchorsArgs& args) {
   auto* name = set->add_option("--relative-name", args.relative_name,
                                "Name under which queries reach the relative vectors (--using; default relative)");
   set->add_flag("--no-relative", args.no_relative,
-                "Keep no relative vectors (models answer with procrustes or affine only)")
+                "Keep no relative vectors (models answer with local, procrustes or affine only)")
       ->excludes(kind)
       ->excludes(name);
   set->footer(
@@ -1468,7 +1468,7 @@ CLI::App* add_model_command(CLI::App& app, ModelArgs& args) {
       ->check(CLI::ExistingFile);
   reg->add_option("--method", args.method,
                   "How queries in this model's space are answered by default: procrustes, affine, local or "
-                  "relative (default procrustes)")
+                  "relative (default local)")
       ->check(CLI::IsMember({"relative", "procrustes", "affine", "local"}));
   reg->add_option("--lambda", args.lambda, "Affine map: pull towards the Procrustes map, in [0, 1e6] (default 1)")
       ->check(CLI::Range(0.0, 1e6));

@@ -99,7 +99,7 @@ struct ModelArgs {
   std::string file;  ///< the model's embeddings of the anchors
   std::string format = "auto";
   std::string ids_file;  ///< ids of the file's rows; empty: the rows are in the anchor set's order
-  std::string method;    ///< "" = the server's default (procrustes)
+  std::string method;    ///< "" = the server's default (local)
   std::optional<double> lambda;
   std::optional<std::uint32_t> local_neighbours;  ///< unset: the server chooses (leave-one-out)
   std::optional<double> local_temperature;

@@ -223,7 +223,8 @@ class Collection {
   Result<std::vector<float>> anchor_vectors() const;
   /// Remove the anchor set, its models and the relative vectors. NotFound when there is none.
   Status clear_anchors();
-  /// Register (or replace) a model by its embeddings of the anchors; fits both maps. Durable.
+  /// Register (or replace) a model by its embeddings of the anchors; fits both maps and the local
+  /// correction (anchors.h). Durable.
   Result<ModelInfo> register_model(const ModelRequest& request);
   /// NotFound when absent.
   Status remove_model(const std::string& name);
