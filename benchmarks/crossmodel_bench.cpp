@@ -72,7 +72,8 @@ Result<Scores> evaluate(const Collection& c, const FloatMatrix& queries, const Q
   if (!res.is_ok()) return res.status();
   std::vector<std::int64_t> found(queries.rows * k, -1);
   for (std::size_t q = 0; q < res->size(); ++q) {
-    for (std::size_t i = 0; i < (*res)[q].size() && i < k; ++i) found[q * k + i] = static_cast<std::int64_t>((*res)[q][i].id.lo);
+    for (std::size_t i = 0; i < (*res)[q].size() && i < k; ++i)
+      found[q * k + i] = static_cast<std::int64_t>((*res)[q][i].id.lo);
   }
   auto nd = mean_ndcg_at_k(MatrixView<const std::int64_t>(found.data(), queries.rows, k), qrels, k);
   if (!nd.is_ok()) return nd.status();

@@ -1314,6 +1314,9 @@ int model_register(const ModelArgs& a) {
                   number_or(field(m, "lambda"), NAN), local_summary(field(m, "local")))
           .c_str(),
       stdout);
+  if (const json& w = field(m, "warnings"); w.is_array()) {
+    for (const json& line : w) spdlog::warn("model '{}': {}", a.name, text(line));
+  }
   return 0;
 }
 

@@ -46,19 +46,21 @@ double short_float(float f) {
 }
 
 json model_json(const ModelInfo& m) {
-  return json{{"name", m.name},
-              {"dim", m.dim},
-              {"method", std::string(engine::cross_method_name(m.default_method))},
-              {"lambda", m.lambda},
-              {"anchors_version", m.anchors_version},
-              {"procrustes_fit_cosine", m.procrustes_fit_cosine},
-              {"affine_fit_cosine", m.affine_fit_cosine},
-              {"affine_orthogonality_gap", m.affine_orthogonality_gap},
-              {"local",
-               {{"neighbours", m.local_neighbours},
-                {"temperature", short_float(m.local_temperature)},
-                {"weight", short_float(m.local_weight)},
-                {"fit_cosine", m.local_fit_cosine}}}};
+  json out{{"name", m.name},
+           {"dim", m.dim},
+           {"method", std::string(engine::cross_method_name(m.default_method))},
+           {"lambda", m.lambda},
+           {"anchors_version", m.anchors_version},
+           {"procrustes_fit_cosine", m.procrustes_fit_cosine},
+           {"affine_fit_cosine", m.affine_fit_cosine},
+           {"affine_orthogonality_gap", m.affine_orthogonality_gap},
+           {"local",
+            {{"neighbours", m.local_neighbours},
+             {"temperature", short_float(m.local_temperature)},
+             {"weight", short_float(m.local_weight)},
+             {"fit_cosine", m.local_fit_cosine}}}};
+  if (!m.warnings.empty()) out["warnings"] = m.warnings;  // only when there is something to say
+  return out;
 }
 
 // "local": {"neighbours": k, "temperature": t, "weight": w}, each optional (unset: chosen by the

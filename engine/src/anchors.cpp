@@ -135,11 +135,16 @@ Result<std::vector<float>> kmeans(const std::vector<float>& x, std::size_t n, st
 
 std::string_view anchor_strategy_name(AnchorStrategy s) noexcept {
   switch (s) {
-    case AnchorStrategy::kRandom: return "random";
-    case AnchorStrategy::kKMeans: return "kmeans";
-    case AnchorStrategy::kFarthest: return "farthest";
-    case AnchorStrategy::kIds: return "ids";
-    case AnchorStrategy::kVectors: return "vectors";
+    case AnchorStrategy::kRandom:
+      return "random";
+    case AnchorStrategy::kKMeans:
+      return "kmeans";
+    case AnchorStrategy::kFarthest:
+      return "farthest";
+    case AnchorStrategy::kIds:
+      return "ids";
+    case AnchorStrategy::kVectors:
+      return "vectors";
   }
   return "?";
 }
@@ -155,10 +160,14 @@ Result<AnchorStrategy> parse_anchor_strategy(std::string_view name) {
 
 std::string_view cross_method_name(CrossMethod m) noexcept {
   switch (m) {
-    case CrossMethod::kRelative: return "relative";
-    case CrossMethod::kProcrustes: return "procrustes";
-    case CrossMethod::kAffine: return "affine";
-    case CrossMethod::kLocal: return "local";
+    case CrossMethod::kRelative:
+      return "relative";
+    case CrossMethod::kProcrustes:
+      return "procrustes";
+    case CrossMethod::kAffine:
+      return "affine";
+    case CrossMethod::kLocal:
+      return "local";
   }
   return "?";
 }
@@ -181,8 +190,8 @@ std::vector<std::uint8_t> Collection::AnchorState::serialize() const {
   w.u8(center ? 1 : 0);
   w.u8(store_relative ? 1 : 0);
   w.u8(static_cast<std::uint8_t>(relative_kind));
-  w.bytes(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(relative_name.data()),
-                                        relative_name.size()));
+  w.bytes(
+      std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(relative_name.data()), relative_name.size()));
   w.u32(static_cast<std::uint32_t>(dim));
   w.u32(static_cast<std::uint32_t>(ids.size()));
   for (const PointId& id : ids) {
@@ -309,6 +318,25 @@ Result<ModelState> ModelState::parse(std::span<const std::uint8_t> blob, bool ce
   return m;
 }
 
+namespace {
+
+// Fewer anchors than the model's or the collection's dimension leave the linear maps under-determined:
+// they fit the anchors (nearly) exactly and say little about other vectors.
+std::vector<std::string> model_warnings(std::size_t anchors, std::size_t model_dim, std::size_t collection_dim) {
+  std::vector<std::string> out;
+  const std::size_t need = std::max(model_dim, collection_dim);
+  if (anchors < need) {
+    out.push_back(std::to_string(anchors) + " anchors for " + std::to_string(model_dim) + " model and " +
+                  std::to_string(collection_dim) +
+                  " collection dimensions: the maps are under-determined (they fit the anchors almost exactly "
+                  "and generalise poorly); use at least " +
+                  std::to_string(need) + " anchors, preferably several times more");
+  }
+  return out;
+}
+
+}  // namespace
+
 Status ModelState::fit_local(MatrixView<const float> anchor_vectors, const kernels::LocalCorrectionOptions& options,
                              int threads) {
   const std::size_t m = anchor_vectors.rows;
@@ -348,7 +376,8 @@ Status Collection::relative_of(const AnchorState& a, MatrixView<const float> row
     std::lock_guard lock(shared->gpu_mu);
     const Status s = shared->gpu->relative_encode(a.basis, a.codec, rows, codes, norms);
     if (s.is_ok()) return s;
-    log_once(LogLevel::kWarn, "gpu-relative-failed", "GPU relative encode failed (" + s.to_string() + "); using the CPU");
+    log_once(LogLevel::kWarn, "gpu-relative-failed",
+             "GPU relative encode failed (" + s.to_string() + "); using the CPU");
   }
   return a.basis.encode(a.codec, rows, codes, norms, shared->options.threads);
 }
@@ -365,8 +394,8 @@ Status Collection::compute_relative(const AnchorState& a, std::size_t first, std
     std::iota(rows.begin(), rows.end(), first + begin);
     const std::vector<float> x = stored_rows(rows);
     VECSTASH_RETURN_IF_ERROR(relative_of(a, MatrixView<const float>(x.data(), n, dim),
-                                             std::span<std::uint8_t>(codes->data() + begin * cs, n * cs),
-                                             std::span<float>(norms->data() + begin, n)));
+                                         std::span<std::uint8_t>(codes->data() + begin * cs, n * cs),
+                                         std::span<float>(norms->data() + begin, n)));
   }
   return Status::ok();
 }
@@ -564,8 +593,8 @@ Result<AnchorInfo> Collection::set_anchors(const AnchorRequest& req) {
       n = m;
     }
     std::vector<float> rel(n * m);
-    VECSTASH_RETURN_IF_ERROR(a->basis.transform(MatrixView<const float>(x.data(), n, dim),
-                                                MatrixView<float>(rel.data(), n, m), threads));
+    VECSTASH_RETURN_IF_ERROR(
+        a->basis.transform(MatrixView<const float>(x.data(), n, dim), MatrixView<float>(rel.data(), n, m), threads));
     kernels::CodecOptions co;
     co.kind = req.relative_kind;
     auto codec = kernels::Codec::train(co, MatrixView<const float>(rel.data(), n, m));
@@ -575,7 +604,8 @@ Result<AnchorInfo> Collection::set_anchors(const AnchorRequest& req) {
 
   std::vector<std::uint8_t> codes;
   std::vector<float> norms;
-  if (a->store_relative) VECSTASH_RETURN_IF_ERROR(with_collection(compute_relative(*a, 0, rows_, &codes, &norms), name_));
+  if (a->store_relative)
+    VECSTASH_RETURN_IF_ERROR(with_collection(compute_relative(*a, 0, rows_, &codes, &norms), name_));
 
   storage::WriteBatch batch;
   const auto blob = a->serialize();
@@ -665,8 +695,8 @@ Result<ModelInfo> Collection::register_model(const ModelRequest& req) {
   }
   for (std::size_t i = 0; i < req.vectors.size(); ++i) {
     if (!std::isfinite(req.vectors[i])) {
-      return Status::invalid_argument("model '" + req.name + "': anchor " + std::to_string(i / req.dim) +
-                                      ", element " + std::to_string(i % req.dim) + " is not a finite number");
+      return Status::invalid_argument("model '" + req.name + "': anchor " + std::to_string(i / req.dim) + ", element " +
+                                      std::to_string(i % req.dim) + " is not a finite number");
     }
   }
   if (!(req.lambda >= 0.0 && req.lambda <= 1e6)) return Status::invalid_argument("lambda must be in [0, 1e6]");
@@ -680,16 +710,19 @@ Result<ModelInfo> Collection::register_model(const ModelRequest& req) {
   auto basis = kernels::RelativeBasis::make(src, kernels::RelativeOptions{a->center});
   if (!basis.is_ok()) return with_collection(basis.status(), name_);
   model->basis = std::move(*basis);
-  auto procrustes = kernels::Alignment::fit(src, dst, kernels::AlignOptions{kernels::AlignMethod::kProcrustes, true, 0.0});
+  auto procrustes =
+      kernels::Alignment::fit(src, dst, kernels::AlignOptions{kernels::AlignMethod::kProcrustes, true, 0.0});
   if (!procrustes.is_ok()) return with_collection(procrustes.status(), name_);
-  auto affine = kernels::Alignment::fit(src, dst, kernels::AlignOptions{kernels::AlignMethod::kAffine, true, req.lambda});
+  auto affine =
+      kernels::Alignment::fit(src, dst, kernels::AlignOptions{kernels::AlignMethod::kAffine, true, req.lambda});
   if (!affine.is_ok()) return with_collection(affine.status(), name_);
   model->procrustes = std::move(*procrustes);
   model->affine = std::move(*affine);
   model->info.dim = req.dim;
   VECSTASH_RETURN_IF_ERROR(with_collection(
-      model->fit_local(dst, kernels::LocalCorrectionOptions{req.local_neighbours, req.local_temperature, req.local_weight, true},
-                       shared_->options.threads),
+      model->fit_local(
+          dst, kernels::LocalCorrectionOptions{req.local_neighbours, req.local_temperature, req.local_weight, true},
+          shared_->options.threads),
       name_));
   model->info.name = req.name;
   model->info.dim = req.dim;
@@ -699,6 +732,7 @@ Result<ModelInfo> Collection::register_model(const ModelRequest& req) {
   model->info.procrustes_fit_cosine = model->procrustes.fit_cosine();
   model->info.affine_fit_cosine = model->affine.fit_cosine();
   model->info.affine_orthogonality_gap = model->affine.orthogonality_gap();
+  model->info.warnings = model_warnings(m, req.dim, a->dim);
 
   const auto blob = model->serialize();
   VECSTASH_RETURN_IF_ERROR(
@@ -735,30 +769,32 @@ Status Collection::load_anchors() {
   auto a = std::make_shared<AnchorState>(std::move(*parsed));
   if (a->dim != config_.dim) return Status::corruption("anchor set: dimension differs from the collection's");
   Status model_status;
-  VECSTASH_RETURN_IF_ERROR(store.scan(Column::kMeta, keys::model_prefix(cid_), [&](std::string_view, std::string_view v) {
-    auto model = ModelState::parse(to_bytes(v), a->center);
-    if (!model.is_ok()) {
-      model_status = model.status();
-      return false;
-    }
-    if (model->info.anchors_version != a->version || model->vectors.size() != a->count() * model->info.dim) {
-      log(LogLevel::kWarn, "collection '" + name_ + "': model '" + model->info.name +
-                               "' belongs to another anchor set; ignored");
-      return true;
-    }
-    // The parameters chosen at registration, without measuring them again.
-    const kernels::LocalCorrectionOptions stored{model->info.local_neighbours, model->info.local_temperature,
-                                                 model->info.local_weight, /*measure=*/false};
-    const Status fitted = model->fit_local(MatrixView<const float>(a->vectors.data(), a->count(), a->dim), stored,
-                                           shared_->options.threads);
-    if (!fitted.is_ok()) {
-      model_status = Status::corruption("model '" + model->info.name + "': " + fitted.message());
-      return false;
-    }
-    std::string model_name = model->info.name;  // before the move below
-    a->models[model_name] = std::make_shared<ModelState>(std::move(*model));
-    return true;
-  }));
+  VECSTASH_RETURN_IF_ERROR(
+      store.scan(Column::kMeta, keys::model_prefix(cid_), [&](std::string_view, std::string_view v) {
+        auto model = ModelState::parse(to_bytes(v), a->center);
+        if (!model.is_ok()) {
+          model_status = model.status();
+          return false;
+        }
+        if (model->info.anchors_version != a->version || model->vectors.size() != a->count() * model->info.dim) {
+          log(LogLevel::kWarn,
+              "collection '" + name_ + "': model '" + model->info.name + "' belongs to another anchor set; ignored");
+          return true;
+        }
+        // The parameters chosen at registration, without measuring them again.
+        const kernels::LocalCorrectionOptions stored{model->info.local_neighbours, model->info.local_temperature,
+                                                     model->info.local_weight, /*measure=*/false};
+        const Status fitted = model->fit_local(MatrixView<const float>(a->vectors.data(), a->count(), a->dim), stored,
+                                               shared_->options.threads);
+        if (!fitted.is_ok()) {
+          model_status = Status::corruption("model '" + model->info.name + "': " + fitted.message());
+          return false;
+        }
+        std::string model_name = model->info.name;  // before the move below
+        model->info.warnings = model_warnings(a->count(), model->info.dim, a->dim);
+        a->models[model_name] = std::make_shared<ModelState>(std::move(*model));
+        return true;
+      }));
   VECSTASH_RETURN_IF_ERROR(model_status);
   anchors_ = a;
   return refresh_relative_locked();
@@ -796,7 +832,8 @@ Result<std::vector<std::vector<ScoredPoint>>> Collection::search_space(const Sea
     return Status::ok();
   };
   if (name == a->relative_name) {
-    if (req.space.method) return Status::invalid_argument("a cross-model method applies to models, not to '" + name + "'");
+    if (req.space.method)
+      return Status::invalid_argument("a cross-model method applies to models, not to '" + name + "'");
     if (req.space.relative_input) {
       VECSTASH_RETURN_IF_ERROR(check_queries(m));
       return search_relative(*a, MatrixView<const float>(req.queries.data(), nq, m), req);
@@ -849,8 +886,8 @@ Result<std::vector<std::vector<ScoredPoint>>> Collection::search_relative(const 
                                                                           MatrixView<const float> rel,
                                                                           const SearchRequest& req) const {
   if (!a.store_relative) {
-    return Status::failed_precondition("collection '" + name_ +
-                                       "' keeps no relative vectors (its anchor set was made with relative.store false)");
+    return Status::failed_precondition(
+        "collection '" + name_ + "' keeps no relative vectors (its anchor set was made with relative.store false)");
   }
   if (req.limit == 0) return Status::invalid_argument("limit must be at least 1");
   if (req.offset + req.limit > kernels::kMaxK) {

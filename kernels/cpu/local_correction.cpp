@@ -105,10 +105,11 @@ Result<LocalCorrection> LocalCorrection::fit(const Alignment& base, MatrixView<c
       if (k <= m - 1) ks.push_back(k);
     if (ks.empty()) ks.push_back(static_cast<std::uint32_t>(m - 1));
   }
-  const std::vector<float> temps = options.temperature ? std::vector<float>{*options.temperature}
-                                                       : std::vector<float>(kGridTemperature.begin(), kGridTemperature.end());
-  const std::vector<float> weights = options.weight ? std::vector<float>{*options.weight}
-                                                    : std::vector<float>(kGridWeight.begin(), kGridWeight.end());
+  const std::vector<float> temps = options.temperature
+                                       ? std::vector<float>{*options.temperature}
+                                       : std::vector<float>(kGridTemperature.begin(), kGridTemperature.end());
+  const std::vector<float> weights =
+      options.weight ? std::vector<float>{*options.weight} : std::vector<float>(kGridWeight.begin(), kGridWeight.end());
   const std::size_t kmax = *std::max_element(ks.begin(), ks.end());
 
   // Each anchor's kmax nearest other anchors (cosine in the source space), best first.
@@ -142,7 +143,9 @@ Result<LocalCorrection> LocalCorrection::fit(const Alignment& base, MatrixView<c
 
   // Per (k, temperature): each anchor's correction c_a, then for every weight w the mean of
   // cos(base_a + w c_a, target_a) from six dot products per anchor.
-  struct Dots { double bt, ct, bb, cc, bc, tt; };
+  struct Dots {
+    double bt, ct, bb, cc, bc, tt;
+  };
   std::vector<Dots> dots(m);
   double best = -std::numeric_limits<double>::infinity();
   LocalCorrectionParams chosen;

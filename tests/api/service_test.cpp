@@ -1,6 +1,8 @@
 // The REST service without a socket: routing, envelopes, Qdrant shapes, validation (bad input changes
 // nothing), auth, limits, metrics, the compression report, anchors and cross-model queries, and the
 // server settings.
+#include "vecstash/api/service.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,16 +11,14 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <set>
 #include <string>
 
-#include <nlohmann/json.hpp>
-
 #include "testing/random_data.h"
 #include "testing/temp_dir.h"
 #include "vecstash/api/server_config.h"
-#include "vecstash/api/service.h"
 #include "vecstash/engine/engine.h"
 
 namespace vecstash::api {
@@ -78,9 +78,10 @@ class ServiceTest : public ::testing::Test {
   json points_json(const testing::Matrix& m, std::size_t first_id = 0) {
     json pts = json::array();
     for (std::size_t i = 0; i < m.rows; ++i) {
-      pts.push_back({{"id", first_id + i},
-                     {"vector", std::vector<float>(m.row(i), m.row(i) + m.cols)},
-                     {"payload", {{"group", static_cast<int>(i % 3)}, {"metadata", {{"source", i % 2 ? "odd" : "even"}}}}}});
+      pts.push_back(
+          {{"id", first_id + i},
+           {"vector", std::vector<float>(m.row(i), m.row(i) + m.cols)},
+           {"payload", {{"group", static_cast<int>(i % 3)}, {"metadata", {{"source", i % 2 ? "odd" : "even"}}}}}});
     }
     return pts;
   }
@@ -123,8 +124,8 @@ TEST_F(ServiceTest, VersionProbesAndEnvelope) {
 
 TEST_F(ServiceTest, CollectionInfoHasWhatTheClientsRequire) {
   create("plain", 8, "Dot", {{"vecstash", {{"codec", {{"kind", "e4m3"}}}, {"calibration_sample", 50}}}});
-  EXPECT_EQ(ok(Method::kPut, "/collections/named", json{{"vectors", {{"", {{"size", 8}, {"distance", "Euclid"}}}}},
-                                                           {"sparse_vectors", json::object()}}),
+  EXPECT_EQ(ok(Method::kPut, "/collections/named",
+               json{{"vectors", {{"", {{"size", 8}, {"distance", "Euclid"}}}}}, {"sparse_vectors", json::object()}}),
             true);
   const json info = ok(Method::kGet, "/collections/plain");
   for (const char* k : {"status", "optimizer_status", "segments_count", "payload_schema", "points_count"}) {
@@ -155,7 +156,8 @@ TEST_F(ServiceTest, CollectionInfoHasWhatTheClientsRequire) {
   EXPECT_EQ(sq["vecstash"]["codec"]["kind"], "i8");
   EXPECT_NEAR(sq["vecstash"]["codec"]["int8_clip_percent"].get<double>(), 0.5, 1e-9);
   EXPECT_NEAR(sq["quantization_config"]["scalar"]["quantile"].get<double>(), 0.99, 1e-9);
-  create("bq", 64, "Cosine", {{"quantization_config", {{"binary", {{"always_ram", true}}}}}, {"hnsw_config", {{"m", 16}}}});
+  create("bq", 64, "Cosine",
+         {{"quantization_config", {{"binary", {{"always_ram", true}}}}}, {"hnsw_config", {{"m", 16}}}});
   const json bq = ok(Method::kGet, "/collections/bq")["config"];
   EXPECT_EQ(bq["vecstash"]["codec"]["kind"], "b1");
   EXPECT_EQ(bq["vecstash"]["index"], "BHNSW16");
@@ -270,19 +272,19 @@ TEST_F(ServiceTest, QueriesMatchBruteForce) {
     EXPECT_EQ(p["payload"]["metadata"]["source"], "odd");
     EXPECT_NE(p["payload"]["group"], 0);
   }
-  EXPECT_EQ(count("c", filter), static_cast<std::size_t>(std::count_if(
-                                    first.begin(), first.end(), [](const json& p) {
-                                      return p["payload"]["metadata"]["source"] == "odd" && p["payload"]["group"] != 0;
-                                    })));
+  EXPECT_EQ(count("c", filter), static_cast<std::size_t>(std::count_if(first.begin(), first.end(), [](const json& p) {
+              return p["payload"]["metadata"]["source"] == "odd" && p["payload"]["group"] != 0;
+            })));
 
   // Batches: one answer per query, in order.
-  const json batch = ok(Method::kPost, "/collections/c/points/query/batch",
-                        json{{"searches", {{{"query", q0}, {"limit", 2}}, {{"query", q0}, {"limit", 1}, {"filter", filter}}}}});
+  const json batch =
+      ok(Method::kPost, "/collections/c/points/query/batch",
+         json{{"searches", {{{"query", q0}, {"limit", 2}}, {{"query", q0}, {"limit", 1}, {"filter", filter}}}}});
   ASSERT_EQ(batch.size(), 2u);
   EXPECT_EQ(batch[0]["points"].size(), 2u);
   EXPECT_EQ(batch[1]["points"][0]["id"], fres[0]["id"]);
-  const json sbatch = ok(Method::kPost, "/collections/c/points/search/batch",
-                         json{{"searches", {{{"vector", q0}, {"limit", 2}}}}});
+  const json sbatch =
+      ok(Method::kPost, "/collections/c/points/search/batch", json{{"searches", {{{"vector", q0}, {"limit", 2}}}}});
   ASSERT_EQ(sbatch.size(), 1u);
   EXPECT_EQ(sbatch[0].size(), 2u);
 
@@ -301,7 +303,8 @@ TEST_F(ServiceTest, QueriesMatchBruteForce) {
     const json dup = ok(Method::kPost, "/collections/c/points/query", json{{"query", q0}, {"limit", 2}})["points"];
     EXPECT_TRUE(dup[1]["id"] == 1000 || dup[0]["id"] == 1000);
     const json diverse = ok(Method::kPost, "/collections/c/points/query",
-                            json{{"query", {{"nearest", q0}, {"mmr", {{"diversity", 0.5}}}}}, {"limit", 3},
+                            json{{"query", {{"nearest", q0}, {"mmr", {{"diversity", 0.5}}}}},
+                                 {"limit", 3},
                                  {"with_vector", true}})["points"];
     ASSERT_EQ(diverse.size(), 3u);
     std::set<std::string> top2 = {diverse[0]["id"].dump(), diverse[1]["id"].dump()};
@@ -314,8 +317,8 @@ TEST_F(ServiceTest, QueriesMatchBruteForce) {
   const json by_id = ok(Method::kPost, "/collections/c/points/query", json{{"query", 5}, {"limit", 3}})["points"];
   ASSERT_EQ(by_id.size(), 3u);
   for (const json& p : by_id) EXPECT_NE(p["id"], 5);
-  const json by_id_page = ok(Method::kPost, "/collections/c/points/query",
-                             json{{"query", 5}, {"limit", 2}, {"offset", 1}})["points"];
+  const json by_id_page =
+      ok(Method::kPost, "/collections/c/points/query", json{{"query", 5}, {"limit", 2}, {"offset", 1}})["points"];
   ASSERT_EQ(by_id_page.size(), 2u);
   EXPECT_EQ(by_id_page[0]["id"], by_id[1]["id"]);
   EXPECT_EQ(by_id_page[1]["id"], by_id[2]["id"]);
@@ -429,7 +432,11 @@ TEST_F(ServiceTest, BadInputChangesNothing) {
     EXPECT_EQ(r.status, 400);
     EXPECT_NE(r.body.find("Json deserialize error"), std::string::npos);
     EXPECT_EQ(service_->handle(Request::make(Method::kPut, "/collections/v/points", "[1,2]", {})).status, 400);
-    EXPECT_EQ(service_->handle(Request::make(Method::kPut, "/collections/v/points", "{\"points\":[{\"id\":1,\"vector\":[NaN,1,1,1]}]}", {})).status, 400);
+    EXPECT_EQ(service_
+                  ->handle(Request::make(Method::kPut, "/collections/v/points",
+                                         "{\"points\":[{\"id\":1,\"vector\":[NaN,1,1,1]}]}", {}))
+                  .status,
+              400);
   }
   fails(404, Method::kPut, "/collections/none/points", json{{"points", {{{"id", 2}, {"vector", {1, 2, 3, 4}}}}}});
   EXPECT_EQ(ok(Method::kPost, "/collections/v/points/scroll", json{{"with_vector", true}}), before);
@@ -472,8 +479,9 @@ TEST_F(ServiceTest, ApiKeys) {
   fails(401, Method::kGet, "/collections", nullptr, {{"Authorization", "Basic full-secret"}});
   EXPECT_EQ(call(Method::kGet, "/healthz").status, 200);  // probes need no key
   EXPECT_EQ(call(Method::kPut, "/collections/k", create_body, full).status, 200);
-  EXPECT_EQ(call(Method::kPut, "/collections/k/points", json{{"points", {{{"id", 1}, {"vector", {1, 0}}}}}}, bearer).status,
-            200);
+  EXPECT_EQ(
+      call(Method::kPut, "/collections/k/points", json{{"points", {{{"id", 1}, {"vector", {1, 0}}}}}}, bearer).status,
+      200);
   // The read-only key reads and searches, and cannot write.
   EXPECT_EQ(call(Method::kPost, "/collections/k/points/query", json{{"query", {1, 0}}}, read).status, 200);
   EXPECT_EQ(call(Method::kPost, "/collections/k/points/count", json::object(), read).status, 200);
@@ -522,21 +530,25 @@ TEST(RequestParsing, PathAndQueryAreDecoded) {
 
 TEST_F(ServiceTest, MetricsCountRequestsAndPoints) {
   create("m", 3, "Dot");
-  ok(Method::kPut, "/collections/m/points", json{{"points", {{{"id", 1}, {"vector", {1, 0, 0}}}, {{"id", 2}, {"vector", {0, 1, 0}}}}}});
+  ok(Method::kPut, "/collections/m/points",
+     json{{"points", {{{"id", 1}, {"vector", {1, 0, 0}}}, {{"id", 2}, {"vector", {0, 1, 0}}}}}});
   ok(Method::kPost, "/collections/m/points/query", json{{"query", {1, 0, 0}}});
   fails(400, Method::kPost, "/collections/m/points/query", json{{"query", {1, 0}}});
   const Response r = call(Method::kGet, "/metrics");
   ASSERT_EQ(r.status, 200);
   EXPECT_EQ(r.content_type.rfind("text/plain; version=0.0.4", 0), 0u);
   const std::string& t = r.body;
-  EXPECT_NE(t.find("vecstash_http_requests_total{route=\"POST /collections/{collection_name}/points/query\",status=\"200\"} 1"),
-            std::string::npos)
+  EXPECT_NE(
+      t.find(
+          "vecstash_http_requests_total{route=\"POST /collections/{collection_name}/points/query\",status=\"200\"} 1"),
+      std::string::npos)
       << t;
   EXPECT_NE(t.find("route=\"POST /collections/{collection_name}/points/query\",status=\"400\"} 1"), std::string::npos);
   EXPECT_NE(t.find("vecstash_points_upserted_total{collection=\"m\"} 2"), std::string::npos);
   EXPECT_NE(t.find("vecstash_search_queries_total{collection=\"m\"} 1"), std::string::npos);
   EXPECT_NE(t.find("vecstash_collection_points{collection=\"m\"} 2"), std::string::npos);
-  EXPECT_NE(t.find("vecstash_http_request_duration_seconds_bucket{route=\"PUT /collections/{collection_name}/points\",le=\"+Inf\"} 1"),
+  EXPECT_NE(t.find("vecstash_http_request_duration_seconds_bucket{route=\"PUT "
+                   "/collections/{collection_name}/points\",le=\"+Inf\"} 1"),
             std::string::npos);
   EXPECT_EQ(prometheus_escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
 }
@@ -880,9 +892,8 @@ TEST_F(AnchorServiceTest, ModelsAndQueriesInTheirSpaces) {
     // The map is exact, so the model's query finds what the collection's own query finds.
     EXPECT_EQ(by_model[0]["id"], plain[0]["id"]);
     EXPECT_NEAR(by_model[0]["score"].get<double>(), plain[0]["score"].get<double>(), 1e-3);
-    for (auto method :
-         {engine::CrossMethod::kRelative, engine::CrossMethod::kProcrustes, engine::CrossMethod::kAffine,
-          engine::CrossMethod::kLocal}) {
+    for (auto method : {engine::CrossMethod::kRelative, engine::CrossMethod::kProcrustes, engine::CrossMethod::kAffine,
+                        engine::CrossMethod::kLocal}) {
       const std::string name(engine::cross_method_name(method));
       const json res = ok(Method::kPost, "/collections/c/points/query",
                           json{{"query", {{"nearest", y}}},
@@ -977,9 +988,15 @@ TEST_F(AnchorServiceTest, ModelsAndQueriesInTheirSpaces) {
   fails(404, Method::kGet, "/collections/c/models/b2");
   fails(404, Method::kDelete, "/collections/c/models/b2");
   fails(400, Method::kPost, "/collections/c/points/query", json{{"query", y0}, {"using", "b2"}});
-  ok(Method::kPut, "/collections/c/anchors", json{{"strategy", "random"}, {"count", 16}});
+  const json few = ok(Method::kPut, "/collections/c/anchors", json{{"strategy", "random"}, {"count", 16}});
   EXPECT_EQ(ok(Method::kGet, "/collections/c/models")["models"], json::array());
   fails(400, Method::kPost, "/collections/c/points/query", json{{"query", y0}, {"using", "b"}});
+  // 16 anchors for a 20-dimensional model: registered, with a warning (absent when there is none).
+  EXPECT_FALSE(b.contains("warnings"));
+  const json under = ok(Method::kPut, "/collections/c/models/u", json{{"vectors", model_vectors(few)}});
+  ASSERT_TRUE(under["warnings"].is_array());
+  ASSERT_EQ(under["warnings"].size(), 1u);
+  EXPECT_NE(under["warnings"][0].get<std::string>().find("under-determined"), std::string::npos) << under;
   EXPECT_EQ(ok(Method::kDelete, "/collections/c/anchors"), true);
   fails(400, Method::kPost, "/collections/c/points/query", json{{"query", y0}, {"using", "relative"}});
 }
@@ -1046,8 +1063,8 @@ TEST(ServerConfig, FileEnvironmentAndValidation) {
   EXPECT_EQ(c.data_dir, "/tmp/x");
   EXPECT_EQ(c.limits.max_limit, 100u);
   EXPECT_FALSE(c.sync_writes);
-  std::map<std::string, std::string> env = {{"VECSTASH_PORT", "7001"}, {"VECSTASH_SYNC_WRITES", "yes"},
-                                            {"VECSTASH_READ_ONLY_API_KEY", "k2"}};
+  std::map<std::string, std::string> env = {
+      {"VECSTASH_PORT", "7001"}, {"VECSTASH_SYNC_WRITES", "yes"}, {"VECSTASH_READ_ONLY_API_KEY", "k2"}};
   auto getenv = [&env](const char* name) -> const char* {
     const auto it = env.find(name);
     return it == env.end() ? nullptr : it->second.c_str();

@@ -6,9 +6,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <tuple>
 #include <random>
 #include <set>
+#include <tuple>
 
 #include "testing/random_data.h"
 #include "testing/temp_dir.h"
@@ -282,10 +282,11 @@ TEST(Anchors, LocalMethodCorrectsANonLinearModelAndPersists) {
     const double procrustes = overlap(ids_of(query(*c, queries_b, "bent", CrossMethod::kProcrustes)), native);
     local_before = ids_of(query(*c, queries_b, "bent", CrossMethod::kLocal));
     const double local = overlap(local_before, native);
-    std::printf("[ local ] k %u, temperature %g, weight %g (leave-one-out cos %.4f, Procrustes fit %.4f); "
-                "overlap with the native top-10: procrustes %.3f, local %.3f\n",
-                info->local_neighbours, info->local_temperature, info->local_weight, info->local_fit_cosine,
-                info->procrustes_fit_cosine, procrustes, local);
+    std::printf(
+        "[ local ] k %u, temperature %g, weight %g (leave-one-out cos %.4f, Procrustes fit %.4f); "
+        "overlap with the native top-10: procrustes %.3f, local %.3f\n",
+        info->local_neighbours, info->local_temperature, info->local_weight, info->local_fit_cosine,
+        info->procrustes_fit_cosine, procrustes, local);
     EXPECT_GT(local, procrustes + 0.05);
     EXPECT_EQ(ids_of(query(*c, queries_b, "bent")), local_before);  // the default method
     chosen = *info;
@@ -321,8 +322,11 @@ TEST(Anchors, LocalParametersCanBeFixedAndAreValidated) {
   EXPECT_EQ(info->local_neighbours, 5u);
   EXPECT_EQ(info->local_temperature, 0.3f);
   EXPECT_EQ(info->local_weight, 0.5f);
-  for (auto bad : {std::tuple<std::uint32_t, float, float>{0, 0.1f, 0.5f}, {41, 0.1f, 0.5f}, {4, 0.0f, 0.5f},
-                   {4, 0.1f, -1.0f}, {4, 0.1f, 3.0f}}) {
+  for (auto bad : {std::tuple<std::uint32_t, float, float>{0, 0.1f, 0.5f},
+                   {41, 0.1f, 0.5f},
+                   {4, 0.0f, 0.5f},
+                   {4, 0.1f, -1.0f},
+                   {4, 0.1f, 3.0f}}) {
     ModelRequest b = model_b(*c, q, "bad");
     b.local_neighbours = std::get<0>(bad);
     b.local_temperature = std::get<1>(bad);
@@ -330,6 +334,16 @@ TEST(Anchors, LocalParametersCanBeFixedAndAreValidated) {
     EXPECT_EQ(c->register_model(b).status().code(), StatusCode::kInvalidArgument) << std::get<0>(bad);
   }
   EXPECT_EQ(c->anchors()->models.size(), 1u);  // the rejected ones left nothing behind
+  EXPECT_TRUE(info->warnings.empty());         // 40 anchors for 32 and 24 dimensions
+
+  // Fewer anchors than dimensions: registered, with a warning that is kept across a reload of the list.
+  req.count = 20;
+  ASSERT_TRUE(c->set_anchors(req).is_ok());
+  auto few = c->register_model(model_b(*c, q));
+  ASSERT_TRUE(few.is_ok()) << few.status().to_string();
+  ASSERT_EQ(few->warnings.size(), 1u);
+  EXPECT_NE(few->warnings[0].find("under-determined"), std::string::npos) << few->warnings[0];
+  EXPECT_EQ(c->anchors()->models.at(0).warnings, few->warnings);
 }
 
 TEST(Anchors, RelativeQueriesGivenAsRelativeVectors) {

@@ -408,7 +408,6 @@ TEST(Alignment, RejectsBadInputWithStatus) {
   EXPECT_EQ(Alignment().apply(testing::gaussian(3, 2, 75).view(), out.mut()).code(), StatusCode::kFailedPrecondition);
 }
 
-
 // ---- LocalCorrection ----------------------------------------------------------------------------
 
 /// A linear map given by its matrix (no LAPACK needed): y = x W.
@@ -493,7 +492,7 @@ TEST(LocalCorrection, LeavesAnExactLinearMapWithNoisyTargetsAlone) {
   constexpr std::size_t kIn = 12, kOut = 9;
   const Matrix src = testing::gaussian(300, kIn, 80);
   const auto w = transpose(orthonormal_rows(kOut, kIn, 81), kOut, kIn);  // kIn x kOut
-  const Matrix dst = map_rows(src, w, kOut, {}, 0.3, 82);  // residuals: independent noise
+  const Matrix dst = map_rows(src, w, kOut, {}, 0.3, 82);                // residuals: independent noise
   const Alignment base = linear_map(w, kIn, kOut);
   auto lc = LocalCorrection::fit(base, src.view(), dst.view(), {});
   ASSERT_TRUE(lc.is_ok()) << lc.status().to_string();

@@ -107,6 +107,8 @@ struct ModelInfo {
   float local_temperature = 0;
   float local_weight = 0;
   double local_fit_cosine = 0;  ///< leave-one-out mean cosine of corrected and target anchors
+  /// Advice about the fit, e.g. fewer anchors than dimensions (the maps are then under-determined).
+  std::vector<std::string> warnings;
 };
 
 struct AnchorInfo {
