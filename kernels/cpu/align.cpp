@@ -167,18 +167,7 @@ Result<Alignment> Alignment::fit(MatrixView<const float> source, MatrixView<cons
   // The fit cosine: the anchors mapped exactly as apply() maps rows.
   std::vector<float> mapped(m * dout);
   VECSTASH_RETURN_IF_ERROR(al.apply(source, MatrixView<float>(mapped.data(), m, dout)));
-  double cos_sum = 0.0;
-  for (std::size_t i = 0; i < m; ++i) {
-    double dot = 0.0, a2 = 0.0, b2 = 0.0;
-    for (std::size_t j = 0; j < dout; ++j) {
-      const double a = mapped[i * dout + j], b = target.row(i)[j];
-      dot += a * b;
-      a2 += a * a;
-      b2 += b * b;
-    }
-    if (a2 > 0.0 && b2 > 0.0 && std::isfinite(a2)) cos_sum += dot / (std::sqrt(a2) * std::sqrt(b2));
-  }
-  al.fit_cosine_ = cos_sum / static_cast<double>(m);
+  al.fit_cosine_ = cpu::mean_row_cosine(mapped.data(), target.row(0), target.stride, m, dout);
   return al;
 #endif
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cpu/parallel.h"
+#include "cpu/row_products.h"
 #include "vecstash/kernels/align.h"
 #include "vecstash/kernels/codec.h"
 
@@ -149,18 +150,9 @@ Result<LocalCorrection> LocalCorrection::fit(const Alignment& base, MatrixView<c
   std::vector<Dots> dots(m);
   double best = -std::numeric_limits<double>::infinity();
   LocalCorrectionParams chosen;
-  double base_cos = 0.0;  // the base map alone: no neighbour is involved, so nothing is left out
-  for (std::size_t a = 0; a < m; ++a) {
-    double bt = 0.0, bb = 0.0, tt = 0.0;
-    for (std::size_t o = 0; o < dout; ++o) {
-      const double b = mapped[a * dout + o], t = target.row(a)[o];
-      bt += b * t;
-      bb += b * b;
-      tt += t * t;
-    }
-    if (bb > 0.0 && tt > 0.0) base_cos += bt / std::sqrt(bb * tt);
-  }
-  base_cos /= static_cast<double>(m);
+  // The base map alone (no neighbour involved, so nothing is left out): base.fit_cosine() when `base`
+  // was fitted on these anchors.
+  const double base_cos = cpu::mean_row_cosine(mapped.data(), target.row(0), target.stride, m, dout);
   for (std::uint32_t k : ks) {
     for (float temp : temps) {
       cpu::parallel_chunks(m, cpu::resolve_threads(threads, m / 64 + 1), [&](std::size_t a0, std::size_t a1) {
@@ -201,7 +193,7 @@ Result<LocalCorrection> LocalCorrection::fit(const Alignment& base, MatrixView<c
   // A fixed neighbour count larger than m - 1 was shortened for leave-one-out only.
   if (options.neighbours) chosen.neighbours = *options.neighbours;
   lc.params_ = chosen;
-  lc.loo_cosine_ = best;
+  lc.loo_cosine_ = chosen.weight == 0.0f ? base_cos : best;  // the same quantity, summed as fit_cosine() sums it
   lc.base_cosine_ = base_cos;
   lc.fitted_ = true;
   return lc;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <vector>
 
@@ -52,6 +53,25 @@ inline void multiply_block(const KernelTable& t, const float* a, std::size_t nq,
     for (std::size_t q = 0; q < nq; ++q)
       std::copy(scratch + q * padded, scratch + q * padded + valid, out + q * out_stride + r0);
   }
+}
+
+/// Mean over rows i < m of cos(mapped_i, target_i), in double; mapped is m x dim contiguous, target
+/// rows are `target_stride` floats apart. A pair with a zero (or non-finite) norm counts 0. Used for the
+/// fit cosine of an alignment and the base cosine of a local correction, so the two agree exactly.
+inline double mean_row_cosine(const float* mapped, const float* target, std::size_t target_stride, std::size_t m,
+                              std::size_t dim) noexcept {
+  double sum = 0.0;
+  for (std::size_t i = 0; i < m; ++i) {
+    double dot = 0.0, a2 = 0.0, b2 = 0.0;
+    for (std::size_t j = 0; j < dim; ++j) {
+      const double a = mapped[i * dim + j], b = target[i * target_stride + j];
+      dot += a * b;
+      a2 += a * a;
+      b2 += b * b;
+    }
+    if (a2 > 0.0 && b2 > 0.0 && std::isfinite(a2)) sum += dot / (std::sqrt(a2) * std::sqrt(b2));
+  }
+  return m == 0 ? 0.0 : sum / static_cast<double>(m);
 }
 
 }  // namespace vecstash::kernels::cpu

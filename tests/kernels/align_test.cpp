@@ -583,5 +583,16 @@ TEST(LocalCorrection, RejectsBadInputWithStatus) {
   EXPECT_TRUE(lc->apply(rows.view(), out.mut()).is_ok());
 }
 
+TEST(LocalCorrection, WithWeightZeroItsFitIsTheBaseFitExactly) {
+  const Matrix src = testing::gaussian(80, 6, 120), dst = testing::gaussian(80, 5, 121);
+  FIT_OR_SKIP(base, src, dst, AlignOptions{});
+  LocalCorrectionOptions o;
+  o.weight = 0.0f;
+  auto lc = LocalCorrection::fit(base, src.view(), dst.view(), o);
+  ASSERT_TRUE(lc.is_ok()) << lc.status().to_string();
+  EXPECT_EQ(lc->loo_cosine(), base.fit_cosine());  // what the REST answer promises (docs/API.md)
+  EXPECT_EQ(lc->base_cosine(), base.fit_cosine());
+}
+
 }  // namespace
 }  // namespace vecstash::kernels
