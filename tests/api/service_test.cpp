@@ -585,26 +585,9 @@ TEST_F(ServiceTest, CompressionReportAndCalibration) {
 
 // ---- anchors, relative vectors and cross-model queries ---------------------------------------------
 
-/// `rows` x `cols` with orthonormal columns (cols <= rows): Gram-Schmidt on Gaussian columns.
+/// `rows` x `cols` with orthonormal columns (cols <= rows).
 testing::Matrix orthonormal_columns(std::size_t rows, std::size_t cols, std::uint64_t seed) {
-  testing::Matrix g = testing::gaussian(rows, cols, seed);
-  std::vector<double> q(rows * cols);
-  for (std::size_t j = 0; j < cols; ++j) {
-    std::vector<double> v(rows);
-    for (std::size_t i = 0; i < rows; ++i) v[i] = g.row(i)[j];
-    for (std::size_t k = 0; k < j; ++k) {
-      double dot = 0;
-      for (std::size_t i = 0; i < rows; ++i) dot += v[i] * q[i * cols + k];
-      for (std::size_t i = 0; i < rows; ++i) v[i] -= dot * q[i * cols + k];
-    }
-    double norm = 0;
-    for (double x : v) norm += x * x;
-    norm = std::sqrt(norm);
-    for (std::size_t i = 0; i < rows; ++i) q[i * cols + j] = v[i] / norm;
-  }
-  testing::Matrix out(rows, cols);
-  for (std::size_t i = 0; i < rows * cols; ++i) out.data[i] = static_cast<float>(q[i]);
-  return out;
+  return testing::to_float(testing::orthonormal_rows(cols, rows, seed), rows, cols, /*transpose=*/true);
 }
 
 /// x (n x d) times the transpose of q (e x d): the rows in another model's space (n x e).

@@ -42,21 +42,10 @@ Matrix clustered(std::size_t n, std::size_t d, std::uint64_t seed) {
   return out;
 }
 
-// A kDimA x kDimB matrix with orthonormal rows (Gram-Schmidt of Gaussian rows): x -> x Q is an
-// isometry from model A's space into model B's, so model B "embeds" exactly what model A does.
+// A kDimA x kDimB matrix with orthonormal rows: x -> x Q is an isometry from model A's space into
+// model B's, so model B "embeds" exactly what model A does.
 Matrix isometry(std::uint64_t seed) {
-  Matrix q = testing::gaussian(kDimA, kDimB, seed);
-  for (std::size_t i = 0; i < kDimA; ++i) {
-    for (std::size_t p = 0; p < i; ++p) {
-      double dot = 0;
-      for (std::size_t j = 0; j < kDimB; ++j) dot += double(q.row(i)[j]) * q.row(p)[j];
-      for (std::size_t j = 0; j < kDimB; ++j) q.row(i)[j] -= float(dot) * q.row(p)[j];
-    }
-    double n = 0;
-    for (std::size_t j = 0; j < kDimB; ++j) n += double(q.row(i)[j]) * q.row(i)[j];
-    for (std::size_t j = 0; j < kDimB; ++j) q.row(i)[j] = float(q.row(i)[j] / std::sqrt(n));
-  }
-  return q;
+  return testing::to_float(testing::orthonormal_rows(kDimA, kDimB, seed), kDimA, kDimB);
 }
 
 Matrix times(const Matrix& x, const Matrix& q) {

@@ -96,4 +96,12 @@ std::vector<double> orthonormal_rows(std::size_t rows, std::size_t cols, std::ui
   return q;
 }
 
+Matrix to_float(const std::vector<double>& v, std::size_t rows, std::size_t cols, bool transpose) {
+  Matrix m(rows, cols);
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t c = 0; c < cols; ++c)
+      m.row(r)[c] = static_cast<float>(transpose ? v[c * rows + r] : v[r * cols + c]);
+  return m;
+}
+
 }  // namespace vecstash::testing

@@ -33,6 +33,8 @@ Matrix planted_low_rank(std::size_t rows, std::size_t cols, const std::vector<fl
 /// rows x cols matrix with orthonormal rows (rows <= cols; rows == cols gives an orthogonal matrix),
 /// row-major, in double: Gram-Schmidt (twice) on Gaussian vectors.
 std::vector<double> orthonormal_rows(std::size_t rows, std::size_t cols, std::uint64_t seed);
+/// A rows x cols row-major double array as a float Matrix; `transpose` reads it as cols x rows.
+Matrix to_float(const std::vector<double>& v, std::size_t rows, std::size_t cols, bool transpose = false);
 /// Scale each row to unit L2 norm (zero rows are left as they are).
 void normalize_rows(Matrix& m);
 
