@@ -26,6 +26,7 @@
 
 #include "ingest_readers.h"
 #include "vecstash/api/client.h"
+#include "vecstash/engine/anchors.h"
 
 namespace vecstash::tools {
 namespace {
@@ -647,7 +648,7 @@ CLI::App* add_query_command(CLI::App& app, QueryArgs& args) {
                       "Search another space: a model registered with `vecstash model register` (the "
                       "query is that model's embedding) or the relative vector (see `vecstash anchors`)");
   cmd->add_option("--method", args.method, "With a model: how to answer (default: the model's own method)")
-      ->check(CLI::IsMember({"relative", "procrustes", "affine", "local"}))
+      ->check(CLI::IsMember(engine::cross_method_names()))
       ->needs(using_name);
   cmd->add_flag("--relative-input", args.relative_input,
                 "With the relative vector: the query already is a relative vector (one value per anchor)")
@@ -1472,7 +1473,7 @@ CLI::App* add_model_command(CLI::App& app, ModelArgs& args) {
   reg->add_option("--method", args.method,
                   "How queries in this model's space are answered by default: procrustes, affine, local or "
                   "relative (default local)")
-      ->check(CLI::IsMember({"relative", "procrustes", "affine", "local"}));
+      ->check(CLI::IsMember(engine::cross_method_names()));
   reg->add_option("--lambda", args.lambda, "Affine map: pull towards the Procrustes map, in [0, 1e6] (default 1)")
       ->check(CLI::Range(0.0, 1e6));
   reg->add_option("--local-neighbours", args.local_neighbours,

@@ -11,11 +11,11 @@
 // 2 bad flags (CLI11 parse errors included).
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <omp.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
-#include <omp.h>
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -183,7 +183,8 @@ int run_bench_search(const SearchArgs& args) {
     dopt.data_root = args.data_root;
     dopt.embeddings_root = args.embeddings_root;
     dopt.max_queries = args.queries;
-    auto ds = name == "synthetic" ? vecstash::Result<bench::Dataset>(bench::make_synthetic_dataset(args.synthetic_rows, args.synthetic_dim, args.queries, 42))
+    auto ds = name == "synthetic" ? vecstash::Result<bench::Dataset>(bench::make_synthetic_dataset(
+                                        args.synthetic_rows, args.synthetic_dim, args.queries, 42))
                                   : bench::load_named_dataset(name, dopt);
     if (!ds.is_ok()) {
       spdlog::error("{}", ds.status().to_string());
@@ -211,23 +212,26 @@ int run_bench_search(const SearchArgs& args) {
   return 0;
 }
 
+const bench::CrossModelOptions kCrossDefaults{};
+
 struct CrossModelArgs {
   std::string dataset = "scifact";
   std::string corpus_model = "minilm";
   std::string query_model = "wordllama";
   std::string data_root = "../shared/data";
   std::string embeddings_root;
-  std::string anchors = "64,128,256,512,1024,2048";
-  std::string strategies = "random,kmeans,farthest,mixed";
-  std::string methods = "relative,procrustes,affine,local";
-  std::string kinds = "e4m3,i8";
-  std::size_t kinds_anchors = 1024;
-  std::string kinds_strategy = "mixed";
-  std::string relative_kind = "f16";
-  bool no_center = false;
-  double lambda = 1.0;
-  std::uint64_t seed = 42;
-  int threads = 0;
+  // Defaults: those of bench::CrossModelOptions, so that the two cannot drift apart.
+  std::string anchors = fmt::format("{}", fmt::join(kCrossDefaults.anchors, ","));
+  std::string strategies = fmt::format("{}", fmt::join(kCrossDefaults.strategies, ","));
+  std::string methods = fmt::format("{}", fmt::join(kCrossDefaults.methods, ","));
+  std::string kinds = fmt::format("{}", fmt::join(kCrossDefaults.kinds, ","));
+  std::size_t kinds_anchors = kCrossDefaults.kinds_anchors;
+  std::string kinds_strategy = kCrossDefaults.kinds_strategy;
+  std::string relative_kind = kCrossDefaults.relative_kind;
+  bool no_center = !kCrossDefaults.center;
+  double lambda = kCrossDefaults.lambda;
+  std::uint64_t seed = kCrossDefaults.seed;
+  int threads = kCrossDefaults.threads;
   std::string work_dir;
   std::string out;
   std::string csv;
@@ -265,7 +269,7 @@ int run_bench_crossmodel(const CrossModelArgs& args) {
   o.methods = split_names(args.methods);
   for (const auto& m : o.methods) {
     if (!vecstash::engine::parse_cross_method(m).is_ok()) {
-      spdlog::error("--methods: '{}' is not relative, procrustes, affine or local", m);
+      spdlog::error("--methods: '{}' is not one of {}", m, fmt::join(vecstash::engine::cross_method_names(), ", "));
       return kExitUsage;
     }
   }
@@ -296,7 +300,8 @@ int run_bench_crossmodel(const CrossModelArgs& args) {
                              fmt::format("\nWhole run: {:.0f} s.\n",
                                          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   std::fputs(report.c_str(), stdout);
-  for (const auto& [path, text] : {std::pair{args.out, report}, std::pair{args.csv, bench::crossmodel_rows_to_csv(*rows)}}) {
+  for (const auto& [path, text] :
+       {std::pair{args.out, report}, std::pair{args.csv, bench::crossmodel_rows_to_csv(*rows)}}) {
     if (path.empty()) continue;
     const auto s = bench::write_text_file(path, text);
     if (!s.is_ok()) {
@@ -500,9 +505,10 @@ int main(int argc, char** argv) {
                                               "Named data set(s), comma-separated, or 'all' (the four standard "
                                               "sets; missing ones are skipped)");
   compression->add_option("--data-root", args.data_root, "Folder of the named data sets")->capture_default_str();
-  compression->add_option("--embeddings-root", args.embeddings_root,
-                          "Cache of locally made embeddings (scifact-minilm, scifact-wordllama; "
-                          "benchmarks/embed/embed_beir.py). Default: $VECSTASH_EMBEDDINGS or ~/.cache/vecstash/embeddings");
+  compression->add_option(
+      "--embeddings-root", args.embeddings_root,
+      "Cache of locally made embeddings (scifact-minilm, scifact-wordllama; "
+      "benchmarks/embed/embed_beir.py). Default: $VECSTASH_EMBEDDINGS or ~/.cache/vecstash/embeddings");
   auto* base_opt = compression->add_option("--base", args.base, "Generic: base vectors (.fvecs/.bvecs[.gz])");
   compression->add_option("--queries", args.queries,
                           "N: use the first N queries (self-queries for sets without queries); "
@@ -556,8 +562,9 @@ int main(int argc, char** argv) {
   search->add_option("--dataset", sargs.datasets, "Named data sets, comma-separated (or 'synthetic')")
       ->capture_default_str();
   search->add_option("--data-root", sargs.data_root, "Folder of the named data sets")->capture_default_str();
-  search->add_option("--embeddings-root", sargs.embeddings_root,
-                     "Cache of locally made embeddings (default: $VECSTASH_EMBEDDINGS or ~/.cache/vecstash/embeddings)");
+  search->add_option(
+      "--embeddings-root", sargs.embeddings_root,
+      "Cache of locally made embeddings (default: $VECSTASH_EMBEDDINGS or ~/.cache/vecstash/embeddings)");
   search->add_option("--queries", sargs.queries, "Use the first N queries")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}));
@@ -565,15 +572,18 @@ int main(int argc, char** argv) {
   search->add_option("--approximate", sargs.approximate, "Approximate configurations KIND:INDEX, comma-separated")
       ->capture_default_str();
   search->add_option("--ef", sargs.ef, "HNSW efSearch values")->capture_default_str();
-  search->add_option("--k", sargs.k, "k of recall@k")->capture_default_str()->check(CLI::Range(std::size_t{1}, std::size_t{1000}));
+  search->add_option("--k", sargs.k, "k of recall@k")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1000}));
   search->add_option("--oversampling", sargs.oversampling, "Candidates rescored per result")
       ->capture_default_str()
       ->check(CLI::Range(1.0, 100.0));
   search->add_option("--threads", sargs.threads, "Threads for vecstash, FAISS and OpenBLAS (0 = all cores)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
-  search->add_option("--ef-construction", sargs.ef_construction,
-                     "HNSW build breadth of the approximate collections (0 = FAISS's default, 40)")
+  search
+      ->add_option("--ef-construction", sargs.ef_construction,
+                   "HNSW build breadth of the approximate collections (0 = FAISS's default, 40)")
       ->capture_default_str()
       ->check(CLI::Range(0, 4096));
   search->add_option("--calibration-sample", sargs.calibration_sample, "Points that calibrate each collection")
@@ -596,7 +606,8 @@ int main(int argc, char** argv) {
   CrossModelArgs xargs;
   CLI::App* crossmodel = bench_cmd->add_subcommand(
       "crossmodel", "Queries embedded by one model against a corpus embedded by another, through anchors");
-  crossmodel->add_option("--dataset", xargs.dataset, "BEIR set (folder under --data-root, with qrels/)")->capture_default_str();
+  crossmodel->add_option("--dataset", xargs.dataset, "BEIR set (folder under --data-root, with qrels/)")
+      ->capture_default_str();
   crossmodel->add_option("--corpus-model", xargs.corpus_model, "Model A, whose embeddings the collection holds")
       ->capture_default_str();
   crossmodel->add_option("--query-model", xargs.query_model, "Model B, which embeds the queries and the anchors")
@@ -607,7 +618,10 @@ int main(int argc, char** argv) {
   crossmodel->add_option("--anchors", xargs.anchors, "Anchor counts, comma-separated")->capture_default_str();
   crossmodel->add_option("--strategies", xargs.strategies, "random, kmeans, farthest, mixed (comma-separated)")
       ->capture_default_str();
-  crossmodel->add_option("--methods", xargs.methods, "relative, procrustes, affine, local (comma-separated)")->capture_default_str();
+  crossmodel
+      ->add_option("--methods", xargs.methods,
+                   fmt::format("Methods, comma-separated: {}", fmt::join(vecstash::engine::cross_method_names(), ", ")))
+      ->capture_default_str();
   crossmodel->add_option("--kinds", xargs.kinds, "Codes-only corpus kinds measured at --kinds-anchors ('' = none)")
       ->capture_default_str();
   crossmodel->add_option("--kinds-anchors", xargs.kinds_anchors, "Anchors for the --kinds runs")

@@ -172,12 +172,24 @@ std::string_view cross_method_name(CrossMethod m) noexcept {
   return "?";
 }
 
+namespace {
+constexpr std::array<CrossMethod, 4> kCrossMethods = {CrossMethod::kRelative, CrossMethod::kProcrustes,
+                                                      CrossMethod::kAffine, CrossMethod::kLocal};
+}  // namespace
+
+std::vector<std::string> cross_method_names() {
+  std::vector<std::string> out;
+  for (CrossMethod m : kCrossMethods) out.emplace_back(cross_method_name(m));
+  return out;
+}
+
 Result<CrossMethod> parse_cross_method(std::string_view name) {
-  for (auto m : {CrossMethod::kRelative, CrossMethod::kProcrustes, CrossMethod::kAffine, CrossMethod::kLocal}) {
+  for (CrossMethod m : kCrossMethods) {
     if (cross_method_name(m) == name) return m;
   }
-  return Status::invalid_argument("unknown cross-model method '" + std::string(name) +
-                                  "' (relative, procrustes, affine or local)");
+  std::string all;
+  for (const std::string& n : cross_method_names()) all += (all.empty() ? "" : ", ") + n;
+  return Status::invalid_argument("unknown cross-model method '" + std::string(name) + "' (" + all + ")");
 }
 
 // ---- persisted forms -----------------------------------------------------------------------------

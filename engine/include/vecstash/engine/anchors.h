@@ -52,6 +52,8 @@ Result<AnchorStrategy> parse_anchor_strategy(std::string_view name);
 enum class CrossMethod : std::uint8_t { kRelative = 0, kProcrustes = 1, kAffine = 2, kLocal = 3 };
 std::string_view cross_method_name(CrossMethod m) noexcept;
 Result<CrossMethod> parse_cross_method(std::string_view name);
+/// The names of every method, in enum order (for command-line choices and messages).
+std::vector<std::string> cross_method_names();
 
 /// Largest anchor set.
 inline constexpr std::size_t kMaxAnchors = 8192;
