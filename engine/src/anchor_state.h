@@ -29,15 +29,17 @@ namespace vecstash::engine {
 
 struct ModelState {
   ModelInfo info;
-  std::vector<float> vectors;      // anchors x dim (normalised for cosine collections)
-  kernels::RelativeBasis basis;    // the model's own anchors, for kRelative
-  kernels::Alignment procrustes;   // model space -> collection space
+  std::vector<float> vectors;     // anchors x dim (normalised for cosine collections)
+  kernels::RelativeBasis basis;   // the model's own anchors, for kRelative
+  kernels::Alignment procrustes;  // model space -> collection space
   kernels::Alignment affine;
   kernels::LocalCorrection local;  // on top of `procrustes`; fitted with the collection's anchors
 
   std::vector<std::uint8_t> serialize() const;
   /// The blob without `local` (it needs the collection's anchor vectors): call fit_local() next.
   static Result<ModelState> parse(std::span<const std::uint8_t> blob, bool center);
+  /// info's fit figures (cosines, orthogonality gap) from the fitted maps.
+  void fill_fit_info();
   /// Fit `local` on (vectors, anchor_vectors) with `options`; fills info.local_*.
   Status fit_local(MatrixView<const float> anchor_vectors, const kernels::LocalCorrectionOptions& options, int threads);
 };

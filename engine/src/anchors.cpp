@@ -324,10 +324,14 @@ Result<ModelState> ModelState::parse(std::span<const std::uint8_t> blob, bool ce
                                             kernels::RelativeOptions{center});
   if (!basis.is_ok()) return Status::corruption("model: " + basis.status().message());
   m.basis = std::move(*basis);
-  m.info.procrustes_fit_cosine = m.procrustes.fit_cosine();
-  m.info.affine_fit_cosine = m.affine.fit_cosine();
-  m.info.affine_orthogonality_gap = m.affine.orthogonality_gap();
+  m.fill_fit_info();
   return m;
+}
+
+void ModelState::fill_fit_info() {
+  info.procrustes_fit_cosine = procrustes.fit_cosine();
+  info.affine_fit_cosine = affine.fit_cosine();
+  info.affine_orthogonality_gap = affine.orthogonality_gap();
 }
 
 namespace {
@@ -730,21 +734,18 @@ Result<ModelInfo> Collection::register_model(const ModelRequest& req) {
   if (!affine.is_ok()) return with_collection(affine.status(), name_);
   model->procrustes = std::move(*procrustes);
   model->affine = std::move(*affine);
-  model->info.dim = req.dim;
-  VECSTASH_RETURN_IF_ERROR(with_collection(
-      model->fit_local(
-          dst, kernels::LocalCorrectionOptions{req.local_neighbours, req.local_temperature, req.local_weight, true},
-          shared_->options.threads),
-      name_));
   model->info.name = req.name;
   model->info.dim = req.dim;
   model->info.default_method = req.default_method;
   model->info.lambda = req.lambda;
   model->info.anchors_version = a->version;
-  model->info.procrustes_fit_cosine = model->procrustes.fit_cosine();
-  model->info.affine_fit_cosine = model->affine.fit_cosine();
-  model->info.affine_orthogonality_gap = model->affine.orthogonality_gap();
+  model->fill_fit_info();
   model->info.warnings = model_warnings(m, req.dim, a->dim);
+  VECSTASH_RETURN_IF_ERROR(with_collection(
+      model->fit_local(
+          dst, kernels::LocalCorrectionOptions{req.local_neighbours, req.local_temperature, req.local_weight, true},
+          shared_->options.threads),
+      name_));
 
   const auto blob = model->serialize();
   VECSTASH_RETURN_IF_ERROR(
@@ -890,7 +891,7 @@ Result<std::vector<std::vector<ScoredPoint>>> Collection::search_space(const Sea
   }
   SearchRequest native = req;
   native.space = QuerySpace{};
-  native.queries = mapped;
+  native.queries = std::move(mapped);
   return search(native);
 }
 
