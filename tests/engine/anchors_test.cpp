@@ -83,6 +83,15 @@ void ingest(Collection& c, const Matrix& m, std::size_t first_id) {
   ASSERT_TRUE(c.upsert(pts).is_ok());
 }
 
+// Collection "a" (float32, cosine) holding `n` clustered points with ids 0..n-1.
+std::shared_ptr<Collection> clustered_collection(Engine& e, std::size_t n, std::uint64_t seed) {
+  auto c = e.create_collection("a", config_of(CodeKind::kF32));
+  EXPECT_TRUE(c.is_ok()) << c.status().to_string();
+  if (!c.is_ok()) return nullptr;
+  ingest(**c, clustered(n, kDimA, seed), 0);
+  return *c;
+}
+
 std::vector<std::vector<PointId>> ids_of(const Result<std::vector<std::vector<ScoredPoint>>>& r) {
   EXPECT_TRUE(r.is_ok()) << r.status().to_string();
   std::vector<std::vector<PointId>> out;
@@ -124,8 +133,7 @@ ModelRequest model_b(const Collection& c, const Matrix& q, const std::string& na
 TEST(Anchors, StrategiesPickDistinctExistingPointsDeterministically) {
   TempDir dir;
   auto e = open_engine(dir.path());
-  auto c = *e->create_collection("a", config_of(CodeKind::kF32));
-  ingest(*c, clustered(600, kDimA, 1), 0);
+  auto c = clustered_collection(*e, 600, 1);
   for (auto strategy : {AnchorStrategy::kRandom, AnchorStrategy::kKMeans, AnchorStrategy::kFarthest}) {
     AnchorRequest req;
     req.strategy = strategy;
@@ -296,8 +304,7 @@ TEST(Anchors, LocalMethodCorrectsANonLinearModelAndPersists) {
 TEST(Anchors, LocalParametersCanBeFixedAndAreValidated) {
   TempDir dir;
   auto e = open_engine(dir.path());
-  auto c = *e->create_collection("a", config_of(CodeKind::kF32));
-  ingest(*c, clustered(300, kDimA, 30), 0);
+  auto c = clustered_collection(*e, 300, 30);
   AnchorRequest req;
   req.count = 40;
   ASSERT_TRUE(c->set_anchors(req).is_ok());
@@ -338,8 +345,7 @@ TEST(Anchors, LocalParametersCanBeFixedAndAreValidated) {
 TEST(Anchors, RelativeQueriesGivenAsRelativeVectors) {
   TempDir dir;
   auto e = open_engine(dir.path());
-  auto c = *e->create_collection("a", config_of(CodeKind::kF32));
-  ingest(*c, clustered(300, kDimA, 5), 0);
+  auto c = clustered_collection(*e, 300, 5);
   AnchorRequest req;
   req.strategy = AnchorStrategy::kRandom;
   req.count = 20;
@@ -472,8 +478,7 @@ TEST(Anchors, SuppliedAnchorsAndIds) {
 TEST(Anchors, ReplacingAnchorsRemovesModelsAndClearingRemovesEverything) {
   TempDir dir;
   auto e = open_engine(dir.path());
-  auto c = *e->create_collection("a", config_of(CodeKind::kF32));
-  ingest(*c, clustered(200, kDimA, 17), 0);
+  auto c = clustered_collection(*e, 200, 17);
   AnchorRequest req;
   req.count = 16;
   ASSERT_TRUE(c->set_anchors(req).is_ok());
@@ -498,8 +503,7 @@ TEST(Anchors, ReplacingAnchorsRemovesModelsAndClearingRemovesEverything) {
 TEST(Anchors, BadInputIsRejectedAndChangesNothing) {
   TempDir dir;
   auto e = open_engine(dir.path());
-  auto c = *e->create_collection("a", config_of(CodeKind::kF32));
-  ingest(*c, clustered(100, kDimA, 21), 0);
+  auto c = clustered_collection(*e, 100, 21);
   const Matrix q = isometry(22);
   // No anchors yet.
   ModelRequest early;
@@ -572,8 +576,7 @@ TEST(Anchors, BadInputIsRejectedAndChangesNothing) {
 TEST(Anchors, WithoutStoredRelativeVectorsOnlyMapsAnswer) {
   TempDir dir;
   auto e = open_engine(dir.path());
-  auto c = *e->create_collection("a", config_of(CodeKind::kF32));
-  ingest(*c, clustered(300, kDimA, 24), 0);
+  auto c = clustered_collection(*e, 300, 24);
   AnchorRequest req;
   req.count = 32;
   req.store_relative = false;
