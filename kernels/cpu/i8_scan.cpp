@@ -134,6 +134,8 @@ Status search_i8_candidates_with(const KernelTable& table, const Codec& codec, M
   if (params.metric == Metric::kHamming)
     return Status::invalid_argument("search_i8_candidates: hamming is not an int8 metric");
   if (out == nullptr) return Status::invalid_argument("search_i8_candidates: null output");
+  if (codes.row_bias != nullptr)
+    return Status::invalid_argument("search_i8_candidates: a row bias is not supported (use search_cpu)");
   const std::size_t nq = queries.rows, n = codes.rows, k = params.k;
   out->resize(nq, k, params.metric);
   if (nq == 0 || n == 0) return Status::ok();

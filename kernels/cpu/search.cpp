@@ -202,6 +202,14 @@ class Scorer {
   std::size_t dim_, ld_, cs_;
 };
 
+// Add the rows' bias to a tile of scores (queries x rows, row-major).
+void add_bias(const float* bias, std::size_t rows, std::size_t queries, float* scores) {
+  for (std::size_t i = 0; i < queries; ++i) {
+    float* s = scores + i * rows;
+    for (std::size_t r = 0; r < rows; ++r) s[r] += bias[r];
+  }
+}
+
 }  // namespace
 }  // namespace cpu
 
@@ -234,6 +242,7 @@ Status search_cpu(const Codec& codec, MatrixView<const float> queries, const Cod
       const std::uint64_t allowed = cpu::allow_bits(codes.allow, b0, rows);
       if (allowed == 0) continue;  // nothing in this tile may be returned: do not score it
       scorer.score_tile(group, codes, b0, rows, tile.data(), buf.data());
+      if (codes.row_bias != nullptr) cpu::add_bias(codes.row_bias + b0, rows, group.count, buf.data());
       for (std::size_t i = 0; i < group.count; ++i) {
         cpu::TopKHeap& h = heaps[p * nq + q0 + i];
         const float* s = buf.data() + i * rows;
@@ -275,6 +284,7 @@ Status score_all_cpu(const Codec& codec, MatrixView<const float> queries, const 
     for (std::size_t b0 = 0; b0 < n; b0 += cpu::kTileRows) {
       const std::size_t rows = std::min(n - b0, cpu::kTileRows);
       scorer.score_tile(group, codes, b0, rows, tile.data(), buf.data());
+      if (codes.row_bias != nullptr) cpu::add_bias(codes.row_bias + b0, rows, group.count, buf.data());
       for (std::size_t i = 0; i < group.count; ++i)
         std::memcpy(out.row(q0 + i) + b0, buf.data() + i * rows, rows * sizeof(float));
     }
@@ -292,7 +302,7 @@ Result<Codec> identity_codec(std::size_t dim) {
 }  // namespace
 
 Status search_f32(MatrixView<const float> queries, MatrixView<const float> base, const SearchParams& params, TopK* out,
-                  const std::uint64_t* allow) {
+                  const std::uint64_t* allow, const float* row_bias) {
   if (base.rows > 0 && (base.data == nullptr || base.stride < base.cols))
     return Status::invalid_argument("search_f32: bad base matrix view");
   auto codec = identity_codec(base.cols);
@@ -315,11 +325,12 @@ Status search_f32(MatrixView<const float> queries, MatrixView<const float> base,
   cv.rows = base.rows;
   cv.sq_norms = norms.empty() ? nullptr : norms.data();
   cv.allow = allow;
+  cv.row_bias = row_bias;
   return search_cpu(*codec, queries, cv, params, out);
 }
 
 Status rescore_f32(MatrixView<const float> queries, MatrixView<const float> base, const TopK& candidates,
-                   const SearchParams& params, TopK* out) {
+                   const SearchParams& params, TopK* out, const float* row_bias) {
   if (queries.rows > 0 && queries.cols != base.cols)
     return Status::invalid_argument("rescore: query dimension " + std::to_string(queries.cols) +
                                     " != base dimension " + std::to_string(base.cols));
@@ -356,6 +367,7 @@ Status rescore_f32(MatrixView<const float> queries, MatrixView<const float> base
             s = den > 0.0f ? s / den : 0.0f;
           }
         }
+        if (row_bias != nullptr) s += row_bias[id];
         h.push(hib ? s : -s, id);
       }
       const auto sorted = h.take_sorted();

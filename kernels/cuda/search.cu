@@ -541,6 +541,8 @@ MergePlan plan_merge(std::size_t tiles, unsigned keep, std::size_t k) {
 Status CudaContext::upload_codes(const Codec& codec, const CodeView& codes) {
   if (!codec.trained()) return Status::failed_precondition("GPU upload: codec is not trained");
   if (codes.rows > 0 && codes.codes == nullptr) return Status::invalid_argument("GPU upload: null codes");
+  if (codes.row_bias != nullptr)
+    return Status::invalid_argument("GPU upload: a row bias is not supported (search on the CPU)");
   if (codes.rows >= kNoRow)
     return Status::invalid_argument("GPU upload: at most " + std::to_string(kNoRow - 1) + " rows per context");
   VECSTASH_RETURN_IF_ERROR(activate());

@@ -575,6 +575,11 @@ TEST(GpuSearch, RejectsBadInputWithStatus) {
   EXPECT_EQ(gpu->decode(f16.codec, short_codes, out_rows.mut()).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(gpu->encode(Codec(), base.view(), codes, {}).code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(gpu->upload_codes(Codec(), f16.view(50)).code(), StatusCode::kFailedPrecondition);
+  // The device scan has no per-row term: a view carrying one is refused, not silently ignored.
+  const std::vector<float> bias(50, 0.25f);
+  CodeView biased = f16.view(50);
+  biased.row_bias = bias.data();
+  EXPECT_EQ(gpu->upload_codes(f16.codec, biased).code(), StatusCode::kInvalidArgument);
 }
 
 // ---- PCA --------------------------------------------------------------------------------------

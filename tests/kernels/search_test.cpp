@@ -230,6 +230,122 @@ TEST_P(SearchVsNaive, OnlyAllowedRowsAreReturned) {
   }
 }
 
+// ---- per-row bias (CodeView::row_bias) ------------------------------------------------------------
+
+/// Seeded bias per row, uniform in [-spread, spread].
+std::vector<float> bias_for(std::size_t n, float spread, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> u(-spread, spread);
+  std::vector<float> b(n);
+  for (float& x : b) x = u(rng);
+  return b;
+}
+
+/// The naive reference with each row's bias added and re-sorted (ties: smaller row first).
+Ref with_bias(const Ref& ref, const std::vector<float>& bias, Metric metric) {
+  std::vector<double> s(bias.size());
+  for (std::size_t i = 0; i < ref.ids.size(); ++i) s[ref.ids[i]] = ref.scores[i] + bias[ref.ids[i]];
+  Ref r;
+  r.ids = ref.ids;
+  std::sort(r.ids.begin(), r.ids.end());
+  const bool hib = higher_is_better(metric);
+  std::stable_sort(r.ids.begin(), r.ids.end(), [&](std::int64_t a, std::int64_t b) {
+    return hib ? s[a] > s[b] : s[a] < s[b];
+  });
+  for (auto id : r.ids) r.scores.push_back(s[id]);
+  return r;
+}
+
+TEST_P(SearchVsNaive, RowBiasIsAddedBeforeSelection) {
+  const auto [c, k] = GetParam();
+  const std::size_t dim = 37, n = 701;
+  const Matrix data = testing::anisotropic(n, dim, 77);
+  const Matrix queries = testing::anisotropic(3, dim, 78);
+  const Encoded e = encode(c, data);
+  const double tol = c.metric == Metric::kHamming ? 1e-6 : 2e-4;
+  for (std::size_t q = 0; q < queries.rows; ++q) {
+    const Ref ref = naive(e, queries.row(q), n, c.metric);
+    // As wide as the spread of the top half of the scores: the ranking changes.
+    const auto spread = static_cast<float>(std::fabs(ref.scores.front() - ref.scores[n / 2]));
+    const std::vector<float> bias = bias_for(n, spread, 40 + q);
+    const Ref biased = with_bias(ref, bias, c.metric);
+    ASSERT_NE(std::vector<std::int64_t>(biased.ids.begin(), biased.ids.begin() + 3),
+              std::vector<std::int64_t>(ref.ids.begin(), ref.ids.begin() + 3))
+        << "the bias should change the ranking";
+    CodeView view = e.view(n);
+    view.row_bias = bias.data();
+    const MatrixView<const float> qv(queries.row(q), 1, dim);
+    SearchParams sp;
+    sp.metric = c.metric;
+    sp.k = k;
+    TopK out;
+    ASSERT_TRUE(search_cpu(e.codec, qv, view, sp, &out).is_ok());
+    const std::string what = name_of(c) + " k=" + std::to_string(k) + " q=" + std::to_string(q);
+    expect_matches(out, 0, biased, n, tol, what + " search");
+    // The eligibility bitset and the bias together.
+    for (const Mask& mask : masks_for(n, k, 3)) {
+      view.allow = mask.ptr();
+      ASSERT_TRUE(search_cpu(e.codec, qv, view, sp, &out).is_ok());
+      const Ref allowed = restrict_to(biased, mask.ptr());
+      expect_matches(out, 0, allowed, allowed.ids.size(), tol, what + " mask=" + mask.name);
+    }
+    // score_all_cpu adds it too (and ignores the bitset).
+    std::vector<float> all(n);
+    ASSERT_TRUE(score_all_cpu(e.codec, qv, view, c.metric, MatrixView<float>(all.data(), 1, n)).is_ok());
+    for (std::size_t i = 0; i < n; ++i) {
+      const double want = biased.scores[static_cast<std::size_t>(
+          std::find(biased.ids.begin(), biased.ids.end(), static_cast<std::int64_t>(i)) - biased.ids.begin())];
+      ASSERT_NEAR(all[i], want, tol * std::max(1.0, std::fabs(want))) << what << " score_all row " << i;
+    }
+  }
+}
+
+TEST(SearchF32, RowBiasInTheSearchAndInTheRescoring) {
+  const Matrix base = testing::anisotropic(900, 24, 41);
+  const Matrix queries = testing::anisotropic(4, 24, 42);
+  for (Metric metric : {Metric::kIp, Metric::kCos, Metric::kL2}) {
+    const Encoded f32 = encode({CodeKind::kF32, ScaleMode::kNone, metric}, base);
+    std::vector<Ref> refs;
+    for (std::size_t q = 0; q < queries.rows; ++q) refs.push_back(naive(f32, queries.row(q), base.rows, metric));
+    const auto spread = static_cast<float>(std::fabs(refs[0].scores.front() - refs[0].scores[base.rows / 2]));
+    const std::vector<float> bias = bias_for(base.rows, spread, 43);
+    SearchParams sp;
+    sp.metric = metric;
+    sp.k = 10;
+    TopK out;
+    const Mask half = masks_for(base.rows, 10, 9)[2];
+    ASSERT_TRUE(search_f32(queries.view(), base.view(), sp, &out, half.ptr(), bias.data()).is_ok());
+    for (std::size_t q = 0; q < queries.rows; ++q) {
+      const Ref ref = restrict_to(with_bias(refs[q], bias, metric), half.ptr());
+      expect_matches(out, q, ref, ref.ids.size(), 2e-4, std::string("f32 bias ") + std::string(to_string(metric)));
+    }
+    // Rescoring every row with the bias gives the same top 10; without it, the unbiased order.
+    TopK every;
+    every.resize(queries.rows, base.rows < kMaxK ? base.rows : kMaxK, metric);
+    for (std::size_t q = 0; q < queries.rows; ++q)
+      for (std::size_t i = 0; i < every.k; ++i) every.ids[q * every.k + i] = static_cast<std::int64_t>(i);
+    TopK rescored, plain;
+    ASSERT_TRUE(rescore_f32(queries.view(), base.view(), every, sp, &rescored, bias.data()).is_ok());
+    ASSERT_TRUE(rescore_f32(queries.view(), base.view(), every, sp, &plain).is_ok());
+    for (std::size_t q = 0; q < queries.rows; ++q) {
+      expect_matches(rescored, q, with_bias(refs[q], bias, metric), base.rows, 1e-4, "rescore bias");
+      expect_matches(plain, q, refs[q], base.rows, 1e-4, "rescore");
+    }
+  }
+}
+
+TEST(SearchI8Candidates, RejectsARowBias) {
+  const Matrix base = testing::anisotropic(100, 16, 5);
+  const Encoded i8 = encode({CodeKind::kI8, ScaleMode::kNone, Metric::kIp}, base);
+  const std::vector<float> bias(base.rows, 0.1f);
+  CodeView view = i8.view(base.rows);
+  view.row_bias = bias.data();
+  SearchParams sp;
+  TopK out;
+  EXPECT_EQ(search_i8_candidates_cpu(i8.codec, MatrixView<const float>(base.row(0), 1, 16), view, sp, &out).code(),
+            StatusCode::kInvalidArgument);
+}
+
 // Few queries and many rows: the rows are split between threads at offsets that are not multiples of
 // 64, so the eligibility bits of a tile straddle two words.
 TEST(Search, EligibilityBitsetWithRowsSplitBetweenThreads) {

@@ -33,6 +33,10 @@ struct CodeView {
   /// Row eligibility bitset (see the top of this file): ceil(rows / 64) words, or null for all rows.
   /// Honoured by the searches (search_cpu, search_i8_candidates_cpu); score_all_cpu ignores it.
   const std::uint64_t* allow = nullptr;
+  /// Per-row additive term, rows floats, or null: row r is ranked and reported by its score (natural
+  /// form) plus row_bias[r], e.g. a hubness penalty (engine/anchors.h). Honoured by search_cpu and
+  /// score_all_cpu; search_i8_candidates_cpu and the GPU backend reject it (InvalidArgument).
+  const float* row_bias = nullptr;
 };
 
 /// True when row `r` may be returned under the eligibility bitset `allow` (null = every row).
@@ -97,13 +101,15 @@ Status score_all_cpu(const Codec& codec, MatrixView<const float> queries, const 
 
 /// Exact float32 search over uncompressed rows (the ground truth, the rescoring step, and rows not yet
 /// encoded). `base` is rows x dim. Same ordering rules as search_cpu. `allow` restricts the rows that
-/// may be returned (eligibility bitset of ceil(base.rows / 64) words, see above; null = all rows).
+/// may be returned (eligibility bitset of ceil(base.rows / 64) words, see above; null = all rows);
+/// `row_bias` (base.rows floats or null) is added to each row's score as CodeView::row_bias.
 Status search_f32(MatrixView<const float> queries, MatrixView<const float> base, const SearchParams& params, TopK* out,
-                  const std::uint64_t* allow = nullptr);
+                  const std::uint64_t* allow = nullptr, const float* row_bias = nullptr);
 
 /// Rescore candidates (e.g. the top r from a code scan) against float32 rows and keep the best k.
-/// `candidates` ids index `base`; -1 entries are skipped.
+/// `candidates` ids index `base`; -1 entries are skipped. `row_bias` (base.rows floats or null) is
+/// added to each candidate's float32 score as CodeView::row_bias.
 Status rescore_f32(MatrixView<const float> queries, MatrixView<const float> base, const TopK& candidates,
-                   const SearchParams& params, TopK* out);
+                   const SearchParams& params, TopK* out, const float* row_bias = nullptr);
 
 }  // namespace vecstash::kernels
