@@ -60,7 +60,7 @@ struct Scores {
 };
 
 Result<Scores> evaluate(const Collection& c, const FloatMatrix& queries, const Qrels& qrels, const std::string& space,
-                        std::optional<CrossMethod> method) {
+                        std::optional<CrossMethod> method, std::optional<float> hubness_weight = std::nullopt) {
   constexpr std::size_t k = 10;
   SearchRequest r;
   r.queries = queries.data;
@@ -68,6 +68,7 @@ Result<Scores> evaluate(const Collection& c, const FloatMatrix& queries, const Q
   r.limit = k;
   r.space.name = space;
   r.space.method = method;
+  r.space.hubness_weight = hubness_weight;
   auto res = c.search(r);
   if (!res.is_ok()) return res.status();
   std::vector<std::int64_t> found(queries.rows * k, -1);
@@ -161,6 +162,8 @@ ModelRequest model_request(const std::vector<PointId>& ids, const Side& b, const
   m.name = "model_b";
   m.dim = b.test.base.cols;
   m.lambda = o.lambda;
+  m.hubness_weight = o.hubness_weight;
+  m.hubness_neighbours = o.hubness_neighbours;
   for (const PointId& id : ids) {
     const float* v = id.lo >= kQueryAnchorBase ? b.train.queries.row(id.lo - kQueryAnchorBase) : b.test.base.row(id.lo);
     m.vectors.insert(m.vectors.end(), v, v + m.dim);
@@ -169,6 +172,17 @@ ModelRequest model_request(const std::vector<PointId>& ids, const Side& b, const
 }
 
 }  // namespace
+
+Result<BenchMethod> parse_bench_method(std::string_view name) {
+  constexpr std::string_view kHub = "+hubness";
+  const bool hub = name.size() > kHub.size() && name.ends_with(kHub);
+  auto m = engine::parse_cross_method(hub ? name.substr(0, name.size() - kHub.size()) : name);
+  if (!m.is_ok()) return m.status();
+  if (hub && *m == CrossMethod::kRelative) {
+    return Status::invalid_argument("'" + std::string(name) + "': the hubness correction applies to the mapped methods");
+  }
+  return BenchMethod{*m, hub};
+}
 
 Result<std::vector<CrossModelRow>> run_crossmodel_bench(const CrossModelOptions& o) {
   auto a = load_side(o.corpus_model, o);
@@ -193,10 +207,13 @@ Result<std::vector<CrossModelRow>> run_crossmodel_bench(const CrossModelOptions&
   auto eng = engine::Engine::open(o.work_dir / "crossmodel-db", eo);
   if (!eng.is_ok()) return eng.status();
   std::vector<CrossModelRow> rows;
-  std::vector<CrossMethod> methods;
+  std::vector<BenchMethod> methods;
   for (const auto& m : o.methods) {
-    auto pm = engine::parse_cross_method(m);
+    auto pm = parse_bench_method(m);
     if (!pm.is_ok()) return pm.status();
+    if (pm->hubness && o.hubness_weight <= 0.0f) {
+      return Status::invalid_argument("'" + m + "' needs a hubness weight above 0");
+    }
     methods.push_back(*pm);
   }
 
@@ -222,18 +239,25 @@ Result<std::vector<CrossModelRow>> run_crossmodel_bench(const CrossModelOptions&
     auto model = c.register_model(model_request(info->ids, *b, o));
     if (!model.is_ok()) return model.status();
     const double setup = seconds_since(t0);
-    for (CrossMethod m : methods) {
-      auto s = evaluate(c, b->test.queries, b->test.qrels, "model_b", m);
+    for (const auto& [m, hub] : methods) {
+      // Plain mapped methods: the map alone (weight 0); "+hubness": the model's weight.
+      const std::optional<float> weight =
+          m == CrossMethod::kRelative || hub ? std::nullopt : std::optional<float>(0.0f);
+      auto s = evaluate(c, b->test.queries, b->test.qrels, "model_b", m, weight);
       if (!s.is_ok()) return s.status();
       std::string params;
       if (m == CrossMethod::kLocal) {
         params = fmt::format("k {} t {:g} w {:g} loo {:.4f}", model->local_neighbours, model->local_temperature,
                              model->local_weight, model->local_fit_cosine);
       }
-      rows.push_back({"B->A", kind, strategy, count, std::string(engine::cross_method_name(m)), s->ndcg, s->recall,
-                      setup, params});
+      if (hub) {
+        params += fmt::format("{}hubness k {} w {:g}", params.empty() ? "" : "; ", model->hubness_neighbours,
+                              model->hubness_weight);
+      }
+      const std::string name = std::string(engine::cross_method_name(m)) + (hub ? "+hubness" : "");
+      rows.push_back({"B->A", kind, strategy, count, name, s->ndcg, s->recall, setup, params});
       fmt::print(stderr, "[crossmodel] B->A {} {} {} {}: nDCG@10 {:.4f} recall@10 {:.4f} (setup {:.1f}s)\n", kind,
-                 strategy, count, engine::cross_method_name(m), s->ndcg, s->recall, setup);
+                 strategy, count, name, s->ndcg, s->recall, setup);
     }
     return Status::ok();
   };
@@ -308,7 +332,7 @@ std::string format_crossmodel_report(const std::vector<CrossModelRow>& rows, con
     out += fmt::format(" {:.1f} % |\n", target > 0 ? 100.0 * top / target : 0.0);
   }
   out += "\nRecall@10 (BEIR) and nDCG@10 of every configuration, corpus code kinds included:\n\n";
-  out += "| direction | corpus | strategy | anchors | method | nDCG@10 | recall@10 | setup s | local: chosen |\n";
+  out += "| direction | corpus | strategy | anchors | method | nDCG@10 | recall@10 | setup s | parameters |\n";
   out += "|---|---|---|---:|---|---:|---:|---:|---|\n";
   for (const auto& r : rows) {
     out += fmt::format("| {} | {} | {} | {} | {} | {:.4f} | {:.4f} | {:.1f} | {} |\n", r.direction, r.corpus_kind,

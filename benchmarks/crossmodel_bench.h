@@ -6,7 +6,7 @@
 // farthest-point sampling over the collection, or "mixed": the training-split queries (up to the
 // count) and then random corpus documents, supplied as vectors); B is registered with its embeddings of the same
 // anchor items; B's test queries are answered `using` B by each method (relative, procrustes,
-// affine, local). nDCG@10 and recall@10 (BEIR: share of the judged-relevant documents in the top 10) are
+// affine, local; the mapped ones also with the hubness correction, "<method>+hubness"). nDCG@10 and recall@10 (BEIR: share of the judged-relevant documents in the top 10) are
 // reported beside A->A and B->B, the native searches.
 #pragma once
 
@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "vecstash/common/status.h"
+#include "vecstash/engine/anchors.h"
 
 namespace vecstash::bench {
 
@@ -29,7 +30,10 @@ struct CrossModelOptions {
   std::string name_b = "B";
   std::vector<std::size_t> anchors = {64, 128, 256, 512, 1024, 2048};
   std::vector<std::string> strategies = {"random", "kmeans", "farthest", "mixed"};
-  std::vector<std::string> methods = {"relative", "procrustes", "affine", "local"};
+  /// A method name, or a mapped method's name + "+hubness": with the hubness correction at
+  /// `hubness_weight` (the plain names are measured with weight 0).
+  std::vector<std::string> methods = {"relative",          "procrustes",    "affine",        "local",
+                                      "procrustes+hubness", "affine+hubness", "local+hubness"};
   /// Corpus code kinds measured at `kinds_anchors` anchors with `kinds_strategy` ("f32" is the
   /// full sweep; others are codes-only collections).
   std::vector<std::string> kinds = {"e4m3", "i8"};
@@ -38,6 +42,9 @@ struct CrossModelOptions {
   std::string relative_kind = "f16";
   bool center = true;
   double lambda = 1.0;
+  /// The registered model's hubness correction (engine/anchors.h defaults).
+  float hubness_weight = 0.5f;
+  std::uint32_t hubness_neighbours = 10;
   std::uint64_t seed = 42;
   int threads = 0;
   std::filesystem::path work_dir;
@@ -54,6 +61,14 @@ struct CrossModelRow {
   double seconds = 0;     ///< anchors + model registration (+ relative vectors) for the first method
   std::string params;     ///< method "local": the correction's parameters and leave-one-out fit
 };
+
+/// A bench method name: a cross-model method (engine::parse_cross_method), or a mapped one followed by
+/// "+hubness" (with the hubness correction). InvalidArgument otherwise.
+struct BenchMethod {
+  engine::CrossMethod method = engine::CrossMethod::kLocal;
+  bool hubness = false;
+};
+Result<BenchMethod> parse_bench_method(std::string_view name);
 
 Result<std::vector<CrossModelRow>> run_crossmodel_bench(const CrossModelOptions& options);
 std::string format_crossmodel_report(const std::vector<CrossModelRow>& rows, const CrossModelOptions& options);

@@ -653,6 +653,10 @@ CLI::App* add_query_command(CLI::App& app, QueryArgs& args) {
   cmd->add_flag("--relative-input", args.relative_input,
                 "With the relative vector: the query already is a relative vector (one value per anchor)")
       ->needs(using_name);
+  cmd->add_option("--hubness-weight", args.hubness_weight,
+                  "With a model: weight of the hubness correction in [0, 2], 0 = none (default: the model's)")
+      ->check(CLI::Range(0.0, 2.0))
+      ->needs(using_name);
   return cmd;
 }
 
@@ -716,6 +720,7 @@ int run_query(const QueryArgs& a) {
     if (!a.using_name.empty()) s["using"] = a.using_name;
     if (!a.method.empty()) s["params"]["vecstash"]["method"] = a.method;
     if (a.relative_input) s["params"]["vecstash"]["relative_input"] = true;
+    if (a.hubness_weight) s["params"]["vecstash"]["hubness_weight"] = *a.hubness_weight;
     searches.push_back(std::move(s));
   }
   const bool batch = searches.size() > 1;
@@ -1041,6 +1046,13 @@ std::string local_summary(const json& l) {
                      number_or(field(l, "weight"), NAN), fixed4(field(l, "fit_cosine")));
 }
 
+std::string hubness_summary(const json& h) {
+  if (!h.is_object()) return "-";
+  const double w = number_or(field(h, "weight"), NAN);
+  if (w == 0.0) return "off";
+  return fmt::format("{:g}, {}", w, text(field(h, "neighbours")));
+}
+
 void print_models(const json& models) {
   if (!models.is_array() || models.empty()) {
     std::fputs("(no models registered)\n", stdout);
@@ -1051,11 +1063,12 @@ void print_models(const json& models) {
     rows.push_back({text(field(m, "name")), text(field(m, "dim")), text(field(m, "method")),
                     fmt::format("{:g}", number_or(field(m, "lambda"), NAN)), text(field(m, "anchors_version")),
                     fixed4(field(m, "procrustes_fit_cosine")), fixed4(field(m, "affine_fit_cosine")),
-                    fixed4(field(m, "affine_orthogonality_gap")), local_summary(field(m, "local"))});
+                    fixed4(field(m, "affine_orthogonality_gap")), local_summary(field(m, "local")),
+                    hubness_summary(field(m, "hubness"))});
   }
   print_table({"name", "dim", "method", "lambda", "anchors version", "procrustes fit", "affine fit", "affine gap",
-               "local (k, temperature, weight: fit)"},
-              rows, {false, true, false, true, true, true, true, true, false});
+               "local (k, temperature, weight: fit)", "hubness (weight, k)"},
+              rows, {false, true, false, true, true, true, true, true, false, false});
 }
 
 void print_anchor_info(const std::string& collection, const std::string& url, const json& a) {
@@ -1290,6 +1303,10 @@ int model_register(const ModelArgs& a) {
   if (a.local_temperature) local["temperature"] = *a.local_temperature;
   if (a.local_weight) local["weight"] = *a.local_weight;
   if (!local.empty()) body["local"] = std::move(local);
+  json hubness = json::object();
+  if (a.hubness_weight) hubness["weight"] = *a.hubness_weight;
+  if (a.hubness_neighbours) hubness["neighbours"] = *a.hubness_neighbours;
+  if (!hubness.empty()) body["hubness"] = std::move(hubness);
   auto client = connect(a.connection);
   if (!client.is_ok()) {
     spdlog::error("--url: {}", client.status().message());
@@ -1308,11 +1325,12 @@ int model_register(const ModelArgs& a) {
   std::fputs(
       fmt::format("registered model '{}' on '{}' (anchor set version {}): {} dimensions, default method {}\n"
                   "fit on the anchors: procrustes cosine {}, affine cosine {} (orthogonality gap {}, lambda {:g}), "
-                  "local {} (leave-one-out)\n",
+                  "local {} (leave-one-out); hubness correction {}\n",
                   text(field(m, "name")), a.collection, text(field(m, "anchors_version")), text(field(m, "dim")),
                   text(field(m, "method")), fixed4(field(m, "procrustes_fit_cosine")),
                   fixed4(field(m, "affine_fit_cosine")), fixed4(field(m, "affine_orthogonality_gap")),
-                  number_or(field(m, "lambda"), NAN), local_summary(field(m, "local")))
+                  number_or(field(m, "lambda"), NAN), local_summary(field(m, "local")),
+                  hubness_summary(field(m, "hubness")))
           .c_str(),
       stdout);
   if (const json& w = field(m, "warnings"); w.is_array()) {
@@ -1485,6 +1503,13 @@ CLI::App* add_model_command(CLI::App& app, ModelArgs& args) {
   reg->add_option("--local-weight", args.local_weight,
                   "Local method: share of the neighbours' residual added, 0 = Procrustes (default: chosen)")
       ->check(CLI::Range(0.0, 2.0));
+  reg->add_option("--hubness-weight", args.hubness_weight,
+                  "Hubness correction (CSLS) of the mapped methods: weight in [0, 2], 0 = none (default 0.5; "
+                  "0 on Euclidean collections)")
+      ->check(CLI::Range(0.0, 2.0));
+  reg->add_option("--hubness-neighbours", args.hubness_neighbours,
+                  "Hubness correction: mapped anchors averaged per point (default 10)")
+      ->check(CLI::Range(1, 256));
   reg->footer(
       "Then query with the model's embeddings: vecstash query --collection C --using NAME --vector '[...]'\n"
       "Exit status: 0 done, 1 the server or a file said no, 2 bad flags.");

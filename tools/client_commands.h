@@ -54,6 +54,7 @@ struct QueryArgs {
   std::string using_name;       ///< query another space: a registered model or the relative vector
   std::string method;           ///< with a model: relative, procrustes, affine or local ("" = the model's default)
   bool relative_input = false;  ///< with the relative vector: the queries are relative vectors
+  std::optional<double> hubness_weight;  ///< with a model: the hubness correction's weight (unset: the model's)
 };
 
 struct InspectArgs {
@@ -104,6 +105,8 @@ struct ModelArgs {
   std::optional<std::uint32_t> local_neighbours;  ///< unset: the server chooses (leave-one-out)
   std::optional<double> local_temperature;
   std::optional<double> local_weight;
+  std::optional<double> hubness_weight;             ///< unset: the server's default (0.5)
+  std::optional<std::uint32_t> hubness_neighbours;  ///< unset: 10
   bool json = false;
 };
 

@@ -230,6 +230,8 @@ struct CrossModelArgs {
   std::string relative_kind = kCrossDefaults.relative_kind;
   bool no_center = !kCrossDefaults.center;
   double lambda = kCrossDefaults.lambda;
+  float hubness_weight = kCrossDefaults.hubness_weight;
+  std::uint32_t hubness_neighbours = kCrossDefaults.hubness_neighbours;
   std::uint64_t seed = kCrossDefaults.seed;
   int threads = kCrossDefaults.threads;
   std::string work_dir;
@@ -268,8 +270,9 @@ int run_bench_crossmodel(const CrossModelArgs& args) {
   }
   o.methods = split_names(args.methods);
   for (const auto& m : o.methods) {
-    if (!vecstash::engine::parse_cross_method(m).is_ok()) {
-      spdlog::error("--methods: '{}' is not one of {}", m, fmt::join(vecstash::engine::cross_method_names(), ", "));
+    if (const auto parsed = bench::parse_bench_method(m); !parsed.is_ok()) {
+      spdlog::error("--methods: '{}' is not one of {}, or a mapped one + \"+hubness\"", m,
+                    fmt::join(vecstash::engine::cross_method_names(), ", "));
       return kExitUsage;
     }
   }
@@ -279,6 +282,8 @@ int run_bench_crossmodel(const CrossModelArgs& args) {
   o.relative_kind = args.relative_kind;
   o.center = !args.no_center;
   o.lambda = args.lambda;
+  o.hubness_weight = args.hubness_weight;
+  o.hubness_neighbours = args.hubness_neighbours;
   o.seed = args.seed;
   o.threads = args.threads;
   o.work_dir = args.work_dir.empty() ? std::filesystem::temp_directory_path() / "vecstash-bench-crossmodel"
@@ -620,7 +625,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   crossmodel
       ->add_option("--methods", xargs.methods,
-                   fmt::format("Methods, comma-separated: {}", fmt::join(vecstash::engine::cross_method_names(), ", ")))
+                   fmt::format("Methods, comma-separated: {}; a mapped one + \"+hubness\" adds the hubness "
+                               "correction (the plain ones are measured without)",
+                               fmt::join(vecstash::engine::cross_method_names(), ", ")))
       ->capture_default_str();
   crossmodel->add_option("--kinds", xargs.kinds, "Codes-only corpus kinds measured at --kinds-anchors ('' = none)")
       ->capture_default_str();
@@ -635,6 +642,14 @@ int main(int argc, char** argv) {
   crossmodel->add_option("--lambda", xargs.lambda, "Affine map: pull towards the Procrustes map")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1e6));
+  crossmodel->add_option("--hubness-weight", xargs.hubness_weight, "Hubness correction weight of the registered model")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0f, 2.0f));
+  crossmodel
+      ->add_option("--hubness-neighbours", xargs.hubness_neighbours,
+                   "Hubness correction: mapped anchors averaged per point")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 256u));
   crossmodel->add_option("--seed", xargs.seed, "Seed of the anchor selection")->capture_default_str();
   crossmodel->add_option("--threads", xargs.threads, "Kernel threads (0 = all cores)")
       ->capture_default_str()

@@ -58,7 +58,8 @@ json model_json(const ModelInfo& m) {
             {{"neighbours", m.local_neighbours},
              {"temperature", short_float(m.local_temperature)},
              {"weight", short_float(m.local_weight)},
-             {"fit_cosine", m.local_fit_cosine}}}};
+             {"fit_cosine", m.local_fit_cosine}}},
+           {"hubness", {{"weight", short_float(m.hubness_weight)}, {"neighbours", m.hubness_neighbours}}}};
   if (!m.warnings.empty()) out["warnings"] = m.warnings;  // only when there is something to say
   return out;
 }
@@ -82,6 +83,28 @@ Status read_local_options(const json& b, engine::ModelRequest* req) {
   auto w = read_number(*l, "weight");
   if (!w) return w.status();
   if (w.value()) req->local_weight = static_cast<float>(*w.value());
+  return Status::ok();
+}
+
+// "hubness": {"weight": w, "neighbours": k}, each optional (unset: 0.5 and 10; weight 0 on Euclidean
+// collections); the ranges are checked by the engine.
+Status read_hubness_options(const json& b, engine::ModelRequest* req) {
+  const json* h = field(b, "hubness");
+  if (!h) return Status::ok();
+  if (!h->is_object()) return bad("Json deserialize error: `hubness` must be an object");
+  VECSTASH_RETURN_IF_ERROR(check_fields(*h, "hubness", {"weight", "neighbours"}));
+  if (field(*h, "neighbours")) {
+    auto k = read_count(*h, "neighbours", 0);
+    if (!k) return k.status();
+    if (k.value() > engine::kMaxHubnessNeighbours) {
+      return bad("Wrong input: `hubness.neighbours` must be at most " +
+                 std::to_string(engine::kMaxHubnessNeighbours));
+    }
+    req->hubness_neighbours = static_cast<std::uint32_t>(k.value());
+  }
+  auto w = read_number(*h, "weight");
+  if (!w) return w.status();
+  if (w.value()) req->hubness_weight = static_cast<float>(*w.value());
   return Status::ok();
 }
 
@@ -338,7 +361,8 @@ Result<json> Service::Impl::register_model(Call& c) {
   auto col = collection(c.params[0]);
   if (!col) return col.status();
   const json& b = c.body;
-  VECSTASH_RETURN_IF_ERROR(check_fields(b, "model registration", {"vectors", "anchors", "method", "lambda", "local"}));
+  VECSTASH_RETURN_IF_ERROR(
+      check_fields(b, "model registration", {"vectors", "anchors", "method", "lambda", "local", "hubness"}));
   engine::ModelRequest req;
   req.name = c.params[1];
   if (const json* m = field(b, "method")) {
@@ -351,6 +375,7 @@ Result<json> Service::Impl::register_model(Call& c) {
   if (!lambda) return lambda.status();
   if (lambda.value()) req.lambda = *lambda.value();
   VECSTASH_RETURN_IF_ERROR(read_local_options(b, &req));
+  VECSTASH_RETURN_IF_ERROR(read_hubness_options(b, &req));
   const std::optional<AnchorInfo> anchors = col.value()->anchors();
   if (!anchors) {
     return Status::failed_precondition("collection '" + c.params[0] +

@@ -231,9 +231,10 @@ struct Query {
   engine::QuerySpace space;
 };
 
-/// params.vecstash: {"method": "relative|procrustes|affine|local", "relative_input": bool}.
+/// params.vecstash: {"method": "relative|procrustes|affine|local", "relative_input": bool,
+/// "hubness_weight": number}.
 Status read_space_params(const json& p, engine::QuerySpace* space) {
-  VECSTASH_RETURN_IF_ERROR(check_fields(p, "params.vecstash", {"method", "relative_input"}));
+  VECSTASH_RETURN_IF_ERROR(check_fields(p, "params.vecstash", {"method", "relative_input", "hubness_weight"}));
   if (const json* m = field(p, "method")) {
     if (!m->is_string()) return bad("Json deserialize error: `params.vecstash.method` must be a string");
     auto method = engine::parse_cross_method(m->get_ref<const std::string&>());
@@ -243,6 +244,9 @@ Status read_space_params(const json& p, engine::QuerySpace* space) {
   auto relative_input = read_bool(p, "relative_input", false);
   if (!relative_input) return relative_input.status();
   space->relative_input = relative_input.value();
+  auto hub = read_number(p, "hubness_weight");
+  if (!hub) return hub.status();
+  if (hub.value()) space->hubness_weight = static_cast<float>(*hub.value());  // range: checked by the engine
   return Status::ok();
 }
 
@@ -327,10 +331,10 @@ Status read_query_options(const json& body, const CollectionConfig& cfg, const A
   auto wv = read_with_vector(body, false, cfg);
   if (!wv) return wv.status();
   q->with_vector = wv.value();
-  if ((q->space.method || q->space.relative_input) && q->space.name.empty()) {
+  if ((q->space.method || q->space.relative_input || q->space.hubness_weight) && q->space.name.empty()) {
     return bad(
-        "Wrong input: params.vecstash.method and relative_input apply to queries `using` a registered model "
-        "or the relative vector");
+        "Wrong input: params.vecstash.method, relative_input and hubness_weight apply to queries `using` a "
+        "registered model or the relative vector");
   }
   return Status::ok();
 }

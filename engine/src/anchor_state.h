@@ -4,9 +4,10 @@
 //   "anchors/" cid          -> blob VSAN: version, strategy, seed, options, ids, vectors, relative codec
 //   "model/" cid name       -> blob VSMO: name, dim, method, lambda, anchors version, the model's anchor
 //                              embeddings, the fitted Procrustes and affine maps, the local correction's
-//                              parameters (its residuals are recomputed from the anchors when loaded)
-// The points' relative vectors are not stored: they are derived from the stored vectors and rebuilt
-// on open (see anchors.h).
+//                              parameters (its residuals are recomputed from the anchors when loaded),
+//                              and (format 2) the hubness correction's neighbours and weight
+// The points' relative vectors and hubness terms are not stored: they are derived from the stored
+// vectors and rebuilt on open (see anchors.h).
 #pragma once
 
 #include <cstdint>
@@ -34,6 +35,9 @@ struct ModelState {
   kernels::Alignment procrustes;  // model space -> collection space
   kernels::Alignment affine;
   kernels::LocalCorrection local;  // on top of `procrustes`; fitted with the collection's anchors
+  // The anchors mapped by `procrustes` (anchors x collection dim, unit rows for cosine collections):
+  // the reference set of the hubness term. Empty when info.hubness_weight is 0.
+  std::vector<float> mapped_anchors;
 
   std::vector<std::uint8_t> serialize() const;
   /// The blob without `local` (it needs the collection's anchor vectors): call fit_local() next.
@@ -42,6 +46,8 @@ struct ModelState {
   void fill_fit_info();
   /// Fit `local` on (vectors, anchor_vectors) with `options`; fills info.local_*.
   Status fit_local(MatrixView<const float> anchor_vectors, const kernels::LocalCorrectionOptions& options, int threads);
+  /// Fill mapped_anchors (when info.hubness_weight > 0); `cosine` normalises them.
+  Status map_anchors(bool cosine, int threads);
 };
 
 struct Collection::AnchorState {

@@ -23,7 +23,7 @@ using storage::Column;
 using storage::Durability;
 
 constexpr std::uint16_t kAnchorsVersion = 1;
-constexpr std::uint16_t kModelVersion = 1;
+constexpr std::uint16_t kModelVersion = 2;  // 2: + hubness neighbours and weight
 // Rows per block when computing relative vectors (bounds the float32 scratch memory).
 constexpr std::size_t kRelativeChunk = 4096;
 // Anchor selection by k-means or farthest-point sampling looks at most this many live points.
@@ -275,6 +275,8 @@ std::vector<std::uint8_t> ModelState::serialize() const {
   w.u32(lp.neighbours);
   w.f32s(std::span<const float>(std::array<float, 2>{lp.temperature, lp.weight}));
   w.f64s(std::span<const double>(&info.local_fit_cosine, 1));
+  w.u32(info.hubness_neighbours);
+  w.f32s(std::span<const float>(&info.hubness_weight, 1));
   return w.finish();
 }
 
@@ -312,6 +314,16 @@ Result<ModelState> ModelState::parse(std::span<const std::uint8_t> blob, bool ce
   std::vector<double> local_fit;
   VECSTASH_RETURN_IF_ERROR(r.f32s(&local_tw, 2));
   VECSTASH_RETURN_IF_ERROR(r.f64s(&local_fit, 1));
+  if (version >= 2) {  // format 1 (before the hubness correction): none
+    std::vector<float> hub_weight;
+    VECSTASH_RETURN_IF_ERROR(r.u32(&m.info.hubness_neighbours));
+    VECSTASH_RETURN_IF_ERROR(r.f32s(&hub_weight, 1));
+    if (hub_weight.size() != 1 || !(hub_weight[0] >= 0.0f && hub_weight[0] <= kMaxHubnessWeight) ||
+        m.info.hubness_neighbours > kMaxHubnessNeighbours || (hub_weight[0] > 0.0f && m.info.hubness_neighbours == 0)) {
+      return Status::corruption("model: hubness parameters");
+    }
+    m.info.hubness_weight = hub_weight[0];
+  }
   VECSTASH_RETURN_IF_ERROR(r.finish());
   if (local_tw.size() != 2 || local_fit.size() != 1) return Status::corruption("model: local correction parameters");
   m.info.local_fit_cosine = local_fit[0];
@@ -367,6 +379,19 @@ Status ModelState::fit_local(MatrixView<const float> anchor_vectors, const kerne
   return Status::ok();
 }
 
+Status ModelState::map_anchors(bool cosine, int threads) {
+  mapped_anchors.clear();
+  if (info.hubness_weight <= 0.0f) return Status::ok();
+  const std::size_t m = vectors.size() / info.dim, out_dim = procrustes.params().dim_out;
+  mapped_anchors.resize(m * out_dim);
+  VECSTASH_RETURN_IF_ERROR(procrustes.apply(MatrixView<const float>(vectors.data(), m, info.dim),
+                                            MatrixView<float>(mapped_anchors.data(), m, out_dim), threads));
+  if (cosine) {
+    for (std::size_t i = 0; i < m; ++i) normalize(mapped_anchors.data() + i * out_dim, out_dim);
+  }
+  return Status::ok();
+}
+
 // ---- relative vectors ----------------------------------------------------------------------------
 
 std::vector<float> Collection::stored_rows(std::span<const std::size_t> rows) const {
@@ -398,34 +423,75 @@ Status Collection::relative_of(const AnchorState& a, MatrixView<const float> row
   return a.basis.encode(a.codec, rows, codes, norms, shared->options.threads);
 }
 
-Status Collection::compute_relative(const AnchorState& a, std::size_t first, std::size_t count,
-                                    std::vector<std::uint8_t>* codes, std::vector<float>* norms) const {
-  const std::size_t cs = a.codec.code_size();
-  codes->assign(count * cs, 0);
-  norms->assign(count, 0.0f);
-  const std::size_t dim = config_.dim;
+Status Collection::for_stored_blocks(std::size_t first, std::size_t count,
+                                     const std::function<Status(std::size_t, MatrixView<const float>)>& fn) const {
   for (std::size_t begin = 0; begin < count; begin += kRelativeChunk) {
     const std::size_t n = std::min(kRelativeChunk, count - begin);
     std::vector<std::size_t> rows(n);
     std::iota(rows.begin(), rows.end(), first + begin);
     const std::vector<float> x = stored_rows(rows);
-    VECSTASH_RETURN_IF_ERROR(relative_of(a, MatrixView<const float>(x.data(), n, dim),
-                                         std::span<std::uint8_t>(codes->data() + begin * cs, n * cs),
-                                         std::span<float>(norms->data() + begin, n)));
+    VECSTASH_RETURN_IF_ERROR(fn(begin, MatrixView<const float>(x.data(), n, config_.dim)));
   }
   return Status::ok();
 }
 
-Status Collection::refresh_relative_locked() {
+Status Collection::compute_relative(const AnchorState& a, std::size_t first, std::size_t count,
+                                    std::vector<std::uint8_t>* codes, std::vector<float>* norms) const {
+  const std::size_t cs = a.codec.code_size();
+  codes->assign(count * cs, 0);
+  norms->assign(count, 0.0f);
+  return for_stored_blocks(first, count, [&](std::size_t begin, MatrixView<const float> x) {
+    return relative_of(a, x, std::span<std::uint8_t>(codes->data() + begin * cs, x.rows * cs),
+                       std::span<float>(norms->data() + begin, x.rows));
+  });
+}
+
+Status Collection::refresh_derived_locked() {
   const auto a = anchors_;
-  if (!a || !a->store_relative) return Status::ok();
+  if (!a) return Status::ok();
   std::vector<std::uint8_t> codes;
   std::vector<float> norms;
-  VECSTASH_RETURN_IF_ERROR(compute_relative(*a, 0, rows_, &codes, &norms));
+  if (a->store_relative) VECSTASH_RETURN_IF_ERROR(compute_relative(*a, 0, rows_, &codes, &norms));
+  std::unordered_map<std::string, std::vector<float>> hubs;
+  for (const auto& [model_name, model] : a->models) {
+    if (model->info.hubness_weight <= 0.0f) continue;
+    VECSTASH_RETURN_IF_ERROR(compute_hubness(*model, 0, rows_, &hubs[model_name]));
+  }
   std::unique_lock lock(mu_);
-  rel_codes_ = std::move(codes);
-  rel_norms_ = std::move(norms);
+  if (a->store_relative) {
+    rel_codes_ = std::move(codes);
+    rel_norms_ = std::move(norms);
+  }
+  hubs_ = std::move(hubs);
   return Status::ok();
+}
+
+Status Collection::hubness_of(const ModelState& model, MatrixView<const float> rows, std::span<float> out) const {
+  const std::size_t k = model.info.hubness_neighbours, dim = config_.dim;
+  const std::size_t m = model.mapped_anchors.size() / dim;
+  if (rows.rows == 0) return Status::ok();
+  if (m == 0 || k == 0 || k > m || out.size() != rows.rows) {
+    return Status::internal("hubness: model '" + model.info.name + "' has no mapped anchors");
+  }
+  // Each row's k nearest mapped anchors, by the collection's similarity (cosine or inner product).
+  kernels::TopK near;
+  const Metric metric = config_.metric == Metric::kCos ? Metric::kCos : Metric::kIp;
+  VECSTASH_RETURN_IF_ERROR(kernels::search_f32(rows, MatrixView<const float>(model.mapped_anchors.data(), m, dim),
+                                               kernels::SearchParams{metric, k, shared_->options.threads}, &near));
+  for (std::size_t i = 0; i < rows.rows; ++i) {
+    double sum = 0.0;
+    for (float v : near.scores_of(i)) sum += v;
+    out[i] = static_cast<float>(sum / static_cast<double>(k));
+  }
+  return Status::ok();
+}
+
+Status Collection::compute_hubness(const ModelState& model, std::size_t first, std::size_t count,
+                                   std::vector<float>* out) const {
+  out->assign(count, 0.0f);
+  return for_stored_blocks(first, count, [&](std::size_t begin, MatrixView<const float> x) {
+    return hubness_of(model, x, std::span<float>(out->data() + begin, x.rows));
+  });
 }
 
 // ---- anchor sets ---------------------------------------------------------------------------------
@@ -635,6 +701,7 @@ Result<AnchorInfo> Collection::set_anchors(const AnchorRequest& req) {
     anchors_ = a;
     rel_codes_ = std::move(codes);
     rel_norms_ = std::move(norms);
+    hubs_.clear();  // the models went with the old anchor set
   }
   log(LogLevel::kInfo, "collection '" + name_ + "': anchor set version " + std::to_string(a->version) + " (" +
                            std::string(anchor_strategy_name(a->strategy)) + ", " + std::to_string(m) + " anchors)");
@@ -679,6 +746,7 @@ Status Collection::clear_anchors() {
   anchors_.reset();
   rel_codes_ = {};
   rel_norms_ = {};
+  hubs_.clear();
   return Status::ok();
 }
 
@@ -716,6 +784,24 @@ Result<ModelInfo> Collection::register_model(const ModelRequest& req) {
     }
   }
   if (!(req.lambda >= 0.0 && req.lambda <= 1e6)) return Status::invalid_argument("lambda must be in [0, 1e6]");
+  const bool euclidean = config_.metric == Metric::kL2;
+  const float hub_weight = req.hubness_weight.value_or(
+      euclidean || m < kHubnessDefaultMinAnchors ? 0.0f : kDefaultHubnessWeight);
+  if (!(hub_weight >= 0.0f && hub_weight <= kMaxHubnessWeight)) {
+    return Status::invalid_argument("hubness weight must be in [0, 2]");
+  }
+  if (euclidean && hub_weight > 0.0f) {
+    return Status::invalid_argument("the hubness correction needs a cosine or dot collection; '" + name_ +
+                                    "' is Euclidean (set its weight to 0)");
+  }
+  const std::uint32_t hub_cap = static_cast<std::uint32_t>(std::min<std::size_t>(kMaxHubnessNeighbours, m));
+  if (req.hubness_neighbours && (*req.hubness_neighbours < 1 || *req.hubness_neighbours > hub_cap)) {
+    return Status::invalid_argument("hubness neighbours must be in [1, " + std::to_string(hub_cap) +
+                                    "] (at most 256 and the anchor count)");
+  }
+  if (req.hubness_neighbours && hub_weight <= 0.0f) {
+    return Status::invalid_argument("hubness neighbours given with a weight of 0 (no correction): give a weight too");
+  }
   auto model = std::make_shared<ModelState>();
   model->vectors = req.vectors;
   if (config_.metric == Metric::kCos) {
@@ -741,11 +827,17 @@ Result<ModelInfo> Collection::register_model(const ModelRequest& req) {
   model->info.anchors_version = a->version;
   model->fill_fit_info();
   model->info.warnings = model_warnings(m, req.dim, a->dim);
+  model->info.hubness_weight = hub_weight;
+  model->info.hubness_neighbours =
+      hub_weight > 0.0f ? req.hubness_neighbours.value_or(std::min(kDefaultHubnessNeighbours, hub_cap)) : 0;
   VECSTASH_RETURN_IF_ERROR(with_collection(
       model->fit_local(
           dst, kernels::LocalCorrectionOptions{req.local_neighbours, req.local_temperature, req.local_weight, true},
           shared_->options.threads),
       name_));
+  VECSTASH_RETURN_IF_ERROR(with_collection(model->map_anchors(config_.metric == Metric::kCos, shared_->options.threads), name_));
+  std::vector<float> hub;
+  if (hub_weight > 0.0f) VECSTASH_RETURN_IF_ERROR(with_collection(compute_hubness(*model, 0, rows_, &hub), name_));
 
   const auto blob = model->serialize();
   VECSTASH_RETURN_IF_ERROR(
@@ -754,6 +846,11 @@ Result<ModelInfo> Collection::register_model(const ModelRequest& req) {
   next->models[req.name] = model;
   std::unique_lock lock(mu_);
   anchors_ = next;
+  if (hub_weight > 0.0f) {
+    hubs_[req.name] = std::move(hub);
+  } else {
+    hubs_.erase(req.name);
+  }
   return model->info;
 }
 
@@ -769,6 +866,7 @@ Status Collection::remove_model(const std::string& name) {
   next->models.erase(name);
   std::unique_lock lock(mu_);
   anchors_ = next;
+  hubs_.erase(name);
   return Status::ok();
 }
 
@@ -803,6 +901,11 @@ Status Collection::load_anchors() {
           model_status = Status::corruption("model '" + model->info.name + "': " + fitted.message());
           return false;
         }
+        const Status mapped = model->map_anchors(config_.metric == Metric::kCos, shared_->options.threads);
+        if (!mapped.is_ok()) {
+          model_status = Status::corruption("model '" + model->info.name + "': " + mapped.message());
+          return false;
+        }
         std::string model_name = model->info.name;  // before the move below
         model->info.warnings = model_warnings(a->count(), model->info.dim, a->dim);
         a->models[model_name] = std::make_shared<ModelState>(std::move(*model));
@@ -810,7 +913,7 @@ Status Collection::load_anchors() {
       }));
   VECSTASH_RETURN_IF_ERROR(model_status);
   anchors_ = a;
-  return refresh_relative_locked();
+  return refresh_derived_locked();
 }
 
 // ---- searches ------------------------------------------------------------------------------------
@@ -845,6 +948,8 @@ Result<std::vector<std::vector<ScoredPoint>>> Collection::search_space(const Sea
     return Status::ok();
   };
   if (name == a->relative_name) {
+    if (req.space.hubness_weight)
+      return Status::invalid_argument("the hubness correction applies to models, not to '" + name + "'");
     if (req.space.method)
       return Status::invalid_argument("a cross-model method applies to models, not to '" + name + "'");
     if (req.space.relative_input) {
@@ -877,6 +982,8 @@ Result<std::vector<std::vector<ScoredPoint>>> Collection::search_space(const Sea
   }
   const CrossMethod method = req.space.method.value_or(model.info.default_method);
   if (method == CrossMethod::kRelative) {
+    if (req.space.hubness_weight && *req.space.hubness_weight != 0.0f)
+      return Status::invalid_argument("the hubness correction applies to the mapped methods, not to 'relative'");
     std::vector<float> rel(nq * m);
     VECSTASH_RETURN_IF_ERROR(model.basis.transform(MatrixView<const float>(q.data(), nq, dim),
                                                    MatrixView<float>(rel.data(), nq, m), threads));
@@ -889,10 +996,21 @@ Result<std::vector<std::vector<ScoredPoint>>> Collection::search_space(const Sea
   if (method == CrossMethod::kLocal) {
     VECSTASH_RETURN_IF_ERROR(model.local.apply(qv, MatrixView<float>(mapped.data(), nq, config_.dim), threads));
   }
+  const float hub_weight = req.space.hubness_weight.value_or(model.info.hubness_weight);
+  if (!(hub_weight >= 0.0f && hub_weight <= kMaxHubnessWeight)) {
+    return Status::invalid_argument("hubness weight must be in [0, 2]");
+  }
+  if (hub_weight > 0.0f && model.info.hubness_weight <= 0.0f) {
+    return Status::invalid_argument("model '" + name +
+                                    "' was registered without the hubness correction (weight 0); register it "
+                                    "with a weight to use one");
+  }
   SearchRequest native = req;
   native.space = QuerySpace{};
   native.queries = std::move(mapped);
-  return search(native);
+  if (hub_weight <= 0.0f) return search_impl(native, nullptr);
+  const HubBias hub{name, hub_weight};
+  return search_impl(native, &hub);
 }
 
 Result<std::vector<std::vector<ScoredPoint>>> Collection::search_relative(const AnchorState& a,

@@ -456,11 +456,17 @@ Status Collection::upsert(std::span<const PointInput> input, const WriteOptions&
   }
   const std::size_t cs = state ? state->codec.code_size() : 0;
 
-  // Relative vectors of the new points, from what will be stored (as Collection::stored_rows).
+  // Relative vectors and hubness terms of the new points, from what will be stored (as
+  // Collection::stored_rows).
   const auto anchors = anchors_;  // stable: only writers change it
   std::vector<std::uint8_t> rel_codes;
   std::vector<float> rel_norms;
-  if (anchors && anchors->store_relative) {
+  std::vector<std::pair<std::string, std::vector<float>>> hubs;
+  bool any_hubs = false;
+  if (anchors) {
+    for (const auto& [model_name, model] : anchors->models) any_hubs |= model->info.hubness_weight > 0.0f;
+  }
+  if (anchors && (anchors->store_relative || any_hubs)) {
     std::vector<float> decoded;
     const float* src = rows.data();
     if (state && !config_.keep_originals) {
@@ -476,11 +482,19 @@ Status Collection::upsert(std::span<const PointInput> input, const WriteOptions&
       }
       src = decoded.data();
     }
-    const std::size_t rcs = anchors->codec.code_size();
-    rel_codes.resize(n * rcs);
-    rel_norms.resize(n);
-    VECSTASH_RETURN_IF_ERROR(with_collection(
-        relative_of(*anchors, MatrixView<const float>(src, n, dim), rel_codes, rel_norms), name_));
+    if (anchors->store_relative) {
+      const std::size_t rcs = anchors->codec.code_size();
+      rel_codes.resize(n * rcs);
+      rel_norms.resize(n);
+      VECSTASH_RETURN_IF_ERROR(with_collection(
+          relative_of(*anchors, MatrixView<const float>(src, n, dim), rel_codes, rel_norms), name_));
+    }
+    for (const auto& [model_name, model] : anchors->models) {
+      if (model->info.hubness_weight <= 0.0f) continue;
+      hubs.emplace_back(model_name, std::vector<float>(n));
+      VECSTASH_RETURN_IF_ERROR(
+          with_collection(hubness_of(*model, MatrixView<const float>(src, n, dim), hubs.back().second), name_));
+    }
   }
 
   storage::WriteBatch batch;
@@ -532,6 +546,11 @@ Status Collection::upsert(std::span<const PointInput> input, const WriteOptions&
       std::memcpy(rel_codes_.data() + first_row * rcs, rel_codes.data(), n * rcs);
       grow(rel_norms_, new_rows);
       std::copy(rel_norms.begin(), rel_norms.end(), rel_norms_.begin() + static_cast<std::ptrdiff_t>(first_row));
+    }
+    for (auto& [model_name, terms] : hubs) {
+      std::vector<float>& all = hubs_[model_name];
+      grow(all, new_rows);
+      std::copy(terms.begin(), terms.end(), all.begin() + static_cast<std::ptrdiff_t>(first_row));
     }
     for (std::size_t i = 0; i < n; ++i) {
       const std::size_t row = first_row + i;
@@ -824,7 +843,7 @@ Status Collection::calibrate_locked(std::size_t sample_rows) {
   }
   if (index_) VECSTASH_RETURN_IF_ERROR(save_index_snapshot());
   // The stored vectors of a codes-only collection are now the decoded codes.
-  if (!config_.keep_originals) VECSTASH_RETURN_IF_ERROR(refresh_relative_locked());
+  if (!config_.keep_originals) VECSTASH_RETURN_IF_ERROR(refresh_derived_locked());
   log(LogLevel::kInfo, "collection '" + name_ + "': calibrated (generation " + std::to_string(next->generation) +
                            ", " + std::to_string(ns) + " sample rows, " + std::to_string(live_rows.size()) +
                            " rows encoded)");
@@ -998,6 +1017,8 @@ Result<std::size_t> Collection::compact() {
   std::vector<std::uint8_t> rel_codes;
   std::vector<float> rel_norms;
   const std::size_t rcs = anchors_ && anchors_->store_relative ? anchors_->codec.code_size() : 0;
+  std::unordered_map<std::string, std::vector<float>> hubs;
+  for (const auto& [model_name, terms] : hubs_) hubs[model_name].reserve(live_count_);
   std::unordered_map<std::uint64_t, nlohmann::json> payloads;
   // Exact sizes, so memory_usage() (by capacity) drops after a compaction.
   ids.reserve(live_count_);
@@ -1017,6 +1038,7 @@ Result<std::size_t> Collection::compact() {
                        rel_codes_.begin() + static_cast<std::ptrdiff_t>((r + 1) * rcs));
       rel_norms.push_back(rel_norms_[r]);
     }
+    for (const auto& [model_name, terms] : hubs_) hubs[model_name].push_back(terms[r]);
     if (have_originals) originals.insert(originals.end(), originals_.begin() + static_cast<std::ptrdiff_t>(r * dim),
                                          originals_.begin() + static_cast<std::ptrdiff_t>((r + 1) * dim));
     if (auto p = payloads_.find(r); p != payloads_.end()) payloads.emplace(out, p->second);
@@ -1058,6 +1080,7 @@ Result<std::size_t> Collection::compact() {
       rel_codes_ = std::move(rel_codes);
       rel_norms_ = std::move(rel_norms);
     }
+    hubs_ = std::move(hubs);
     index_ = std::move(index);
     indexed_rows_ = index_ ? out : 0;
   }
@@ -1110,9 +1133,48 @@ std::vector<float> Collection::reconstruct(std::size_t row) const {
 
 Result<std::vector<std::vector<ScoredPoint>>> Collection::search(const SearchRequest& req) const {
   if (!req.space.name.empty() && req.space.name != config_.vector_name.value_or("")) return search_space(req);
-  if (req.space.method || req.space.relative_input) {
-    return Status::invalid_argument("a cross-model method or a relative query needs 'using' a model or the relative vector");
+  if (req.space.method || req.space.relative_input || req.space.hubness_weight) {
+    return Status::invalid_argument(
+        "a cross-model method, a hubness weight or a relative query needs 'using' a model or the relative vector");
   }
+  return search_impl(req, nullptr);
+}
+
+namespace {
+
+// Re-rank each query's results by score (best first; ties: smaller row) and keep the best k.
+void sort_and_trim(kernels::TopK* t, std::size_t k, bool higher_better) {
+  std::vector<std::pair<float, std::int64_t>> row;
+  kernels::TopK out;
+  out.nq = t->nq;
+  out.k = std::min(k, t->k);
+  out.ids.assign(out.nq * out.k, -1);
+  out.scores.assign(out.nq * out.k, higher_better ? -std::numeric_limits<float>::infinity()
+                                                  : std::numeric_limits<float>::infinity());
+  for (std::size_t i = 0; i < t->nq; ++i) {
+    row.clear();
+    for (std::size_t j = 0; j < t->k; ++j) {
+      if (t->ids[i * t->k + j] >= 0) row.emplace_back(t->scores[i * t->k + j], t->ids[i * t->k + j]);
+    }
+    std::sort(row.begin(), row.end(), [higher_better](const auto& a, const auto& b) {
+      if (a.first != b.first) return higher_better ? a.first > b.first : a.first < b.first;
+      return a.second < b.second;
+    });
+    for (std::size_t j = 0; j < std::min(out.k, row.size()); ++j) {
+      out.scores[i * out.k + j] = row[j].first;
+      out.ids[i * out.k + j] = row[j].second;
+    }
+  }
+  *t = std::move(out);
+}
+
+// Candidates taken from an approximate index per result when a hubness term re-ranks them.
+constexpr std::size_t kHubnessIndexOversampling = 8;
+
+}  // namespace
+
+Result<std::vector<std::vector<ScoredPoint>>> Collection::search_impl(const SearchRequest& req,
+                                                                      const HubBias* hub) const {
   const std::size_t dim = config_.dim;
   const std::size_t nq = req.nq;
   if (req.queries.size() != nq * dim) {
@@ -1154,24 +1216,54 @@ Result<std::vector<std::vector<ScoredPoint>>> Collection::search(const SearchReq
   const int threads = shared_->options.threads;
   const std::size_t want = req.offset + req.limit;
   const Metric fmetric = final_metric(config_);
+  // Hubness correction: each row's final score is lowered by weight x its term (anchors.h).
+  std::vector<float> bias_final, bias_scan;
+  if (hub) {
+    const auto it = hubs_.find(hub->model);
+    if (it == hubs_.end() || it->second.size() < rows_) {
+      return Status::unavailable("collection '" + name_ + "': model '" + hub->model +
+                                 "' changed during the search; retry");
+    }
+    bias_final.resize(rows_);
+    for (std::size_t r = 0; r < rows_; ++r) bias_final[r] = -hub->weight * it->second[r];
+  }
   const MatrixView<const float> qv(q.data(), nq, dim);
   const std::vector<std::uint64_t> allow = allow_bits(req.filter);
   // No filter and no dead rows: no eligibility checks at all in the scan or the index walk.
   const bool everything = (!req.filter || req.filter->matches_all()) && live_count_ == rows_;
   const std::uint64_t* allow_ptr = everything ? nullptr : allow.data();
 
+  const float* final_bias = hub ? bias_final.data() : nullptr;
   kernels::TopK found;
   if (!state_) {
     // Not calibrated: exact float32 search over the pending rows.
     kernels::SearchParams sp{fmetric, want, threads};
     VECSTASH_RETURN_IF_ERROR(kernels::search_f32(qv, MatrixView<const float>(originals_.data(), rows_, dim), sp, &found,
-                                                 allow_ptr));
+                                                 allow_ptr, final_bias));
   } else {
     const State& state = *state_;
     const Metric smetric = config_.scan_metric();
     const bool rescore = !originals_.empty() && req.rescore.value_or(config_.search.rescore);
+    const bool use_index = index_ && !req.exact;
     std::size_t r = want;
     if (rescore) r = std::min<std::size_t>(kernels::kMaxK, static_cast<std::size_t>(std::ceil(want * oversampling)));
+    // The index ranks without the hubness term: take more of its candidates and re-rank them.
+    if (hub && use_index) {
+      if (index_->is_binary() && !rescore) {
+        return Status::invalid_argument("collection '" + name_ +
+                                        "': the hubness correction over a binary index needs rescoring "
+                                        "(kept originals); search with exact or a weight of 0");
+      }
+      r = std::min<std::size_t>(kernels::kMaxK, r * kHubnessIndexOversampling);
+    }
+    if (hub && !use_index) {
+      // The exact scan adds the term in the scan metric's natural form: a similarity s' = s - w r, or
+      // for the b1 rows of a cosine collection (ranked by squared L2, cos = 1 - d^2 / 2) d^2 + 2 w r.
+      bias_scan = bias_final;
+      if (smetric == Metric::kL2) {
+        for (float& b : bias_scan) b *= -2.0f;
+      }
+    }
     // Queries in the space of the codes.
     std::vector<float> projected;
     MatrixView<const float> qs = qv;
@@ -1182,7 +1274,6 @@ Result<std::vector<std::vector<ScoredPoint>>> Collection::search(const SearchReq
       qs = MatrixView<const float>(projected.data(), nq, state.pca.dim_out());
     }
     kernels::TopK candidates;
-    const bool use_index = index_ && !req.exact;
     if (use_index) {
       AnnSearchParams ap;
       ap.ef = req.hnsw_ef.value_or(config_.search.hnsw_ef);
@@ -1200,11 +1291,12 @@ Result<std::vector<std::vector<ScoredPoint>>> Collection::search(const SearchReq
         VECSTASH_RETURN_IF_ERROR(index_->search(qs, r, ap, everything ? nullptr : &pred, &candidates));
       }
     } else {
-      kernels::CodeView view{codes_.data(), rows_, norms_.empty() ? nullptr : norms_.data(), allow_ptr};
+      kernels::CodeView view{codes_.data(), rows_, norms_.empty() ? nullptr : norms_.data(), allow_ptr,
+                             hub ? bias_scan.data() : nullptr};
       kernels::SearchParams sp{smetric, r, threads};
-      if (scan_on_gpu(qs, sp, allow_ptr, &candidates)) {
-        // done on the device
-      } else if (rescore && state.codec.kind() == CodeKind::kI8) {
+      if (!hub && scan_on_gpu(qs, sp, allow_ptr, &candidates)) {
+        // done on the device (the GPU scan has no per-row term: with one, the CPU scans)
+      } else if (!hub && rescore && state.codec.kind() == CodeKind::kI8) {
         // Candidates only: int8 codes scored against an integer-quantised query (integer SIMD), whose
         // small score error the float32 rescoring removes.
         VECSTASH_RETURN_IF_ERROR(kernels::search_i8_candidates_cpu(state.codec, qs, view, sp, &candidates));
@@ -1215,7 +1307,7 @@ Result<std::vector<std::vector<ScoredPoint>>> Collection::search(const SearchReq
     if (rescore) {
       kernels::SearchParams sp{fmetric, want, threads};
       VECSTASH_RETURN_IF_ERROR(kernels::rescore_f32(qv, MatrixView<const float>(originals_.data(), rows_, dim),
-                                                    candidates, sp, &found));
+                                                    candidates, sp, &found, final_bias));
     } else {
       found = std::move(candidates);
       // Put code scores on the scale of the metric. Inner products over PCA-centred rows miss the
@@ -1234,8 +1326,11 @@ Result<std::vector<std::vector<ScoredPoint>>> Collection::search(const SearchReq
           if (found.ids[i * found.k + j] < 0) continue;
           if (smetric == Metric::kIp) s += shift;
           if (config_.metric == Metric::kCos && smetric == Metric::kL2) s = 1.0f - 0.5f * s;
+          // Index candidates carry no hubness term yet (the exact scan added it already).
+          if (hub && use_index) s += bias_final[static_cast<std::size_t>(found.ids[i * found.k + j])];
         }
       }
+      if (hub && use_index) sort_and_trim(&found, want, higher_is_better(fmetric));
     }
   }
 
@@ -1322,6 +1417,7 @@ MemoryUsage Collection::memory_usage() const {
   MemoryUsage m;
   m.codes = codes_.capacity() + norms_.capacity() * sizeof(float) + live_.capacity() * 8 + rel_codes_.capacity() +
             rel_norms_.capacity() * sizeof(float);
+  for (const auto& [model_name, terms] : hubs_) m.codes += terms.capacity() * sizeof(float);
   m.originals = originals_.capacity() * sizeof(float);
   m.ids = row_ids_.capacity() * sizeof(PointId) + id_to_row_.memory_bytes();
   for (const auto& [row, value] : payloads_) {

@@ -803,6 +803,8 @@ TEST_F(AnchorServiceTest, ModelsAndQueriesInTheirSpaces) {
   EXPECT_GT(b["local"]["temperature"].get<double>(), 0.0);
   EXPECT_GE(b["local"]["weight"].get<double>(), 0.0);
   EXPECT_GT(b["local"]["fit_cosine"].get<double>(), 0.999);
+  // No hubness correction by default with 32 anchors (fewer than 40).
+  EXPECT_EQ(b["hubness"], (json{{"weight", 0.0}, {"neighbours", 0}}));
   EXPECT_EQ(b["anchors_version"], set["version"]);
   EXPECT_GT(b["procrustes_fit_cosine"].get<double>(), 0.999);  // the map is exact: a rotation
   for (const char* k : {"affine_fit_cosine", "affine_orthogonality_gap"}) EXPECT_TRUE(b[k].is_number()) << k;
@@ -812,8 +814,10 @@ TEST_F(AnchorServiceTest, ModelsAndQueriesInTheirSpaces) {
                      json{{"anchors", keyed},
                           {"method", "affine"},
                           {"lambda", 0.5},
-                          {"local", {{"neighbours", 6}, {"temperature", 0.25}, {"weight", 0.5}}}});
+                          {"local", {{"neighbours", 6}, {"temperature", 0.25}, {"weight", 0.5}}},
+                          {"hubness", {{"weight", 0.75}, {"neighbours", 4}}}});
   EXPECT_EQ(b2["method"], "affine");
+  EXPECT_EQ(b2["hubness"], (json{{"weight", 0.75}, {"neighbours", 4}}));
   EXPECT_EQ(b2["lambda"], 0.5);
   EXPECT_EQ(b2["local"]["neighbours"], 6);
   EXPECT_EQ(b2["local"]["temperature"], 0.25);
@@ -857,6 +861,14 @@ TEST_F(AnchorServiceTest, ModelsAndQueriesInTheirSpaces) {
   reg_fails("x", json{{"vectors", vectors}, {"local", {{"temperature", 0}}}});
   reg_fails("x", json{{"vectors", vectors}, {"local", {{"weight", "all"}}}});
   reg_fails("x", json{{"vectors", vectors}, {"local", {{"weight", 5}}}});
+  reg_fails("x", json{{"vectors", vectors}, {"hubness", 0.5}});
+  reg_fails("x", json{{"vectors", vectors}, {"hubness", {{"k", 4}}}});
+  reg_fails("x", json{{"vectors", vectors}, {"hubness", {{"weight", -0.5}}}});
+  reg_fails("x", json{{"vectors", vectors}, {"hubness", {{"weight", 2.5}}}});
+  reg_fails("x", json{{"vectors", vectors}, {"hubness", {{"weight", "half"}}}});
+  reg_fails("x", json{{"vectors", vectors}, {"hubness", {{"neighbours", 0}}}});
+  reg_fails("x", json{{"vectors", vectors}, {"hubness", {{"neighbours", 33}}}});  // more than the anchors
+  reg_fails("x", json{{"vectors", vectors}, {"hubness", {{"neighbours", 300}}}});
   reg_fails("bad%20name", json{{"vectors", vectors}});
   reg_fails("relative", json{{"vectors", vectors}});
   EXPECT_EQ(ok(Method::kGet, "/collections/c/models")["models"], models);
@@ -872,9 +884,21 @@ TEST_F(AnchorServiceTest, ModelsAndQueriesInTheirSpaces) {
     const json by_model =
         ok(Method::kPost, "/collections/c/points/query", json{{"query", y}, {"using", "b"}, {"limit", k}})["points"];
     EXPECT_EQ(hits(by_model), direct(y, {"b", std::nullopt, false}, k));
-    // The map is exact, so the model's query finds what the collection's own query finds.
+    // The map is exact, so (without a hubness correction) the model's query finds what the
+    // collection's own query finds, with its scores.
     EXPECT_EQ(by_model[0]["id"], plain[0]["id"]);
     EXPECT_NEAR(by_model[0]["score"].get<double>(), plain[0]["score"].get<double>(), 1e-3);
+    // b2 has one (weight 0.75); per query it can be switched off or changed.
+    auto with_hub = [&](std::optional<double> w) {
+      json body{{"query", y}, {"using", "b2"}, {"limit", k}, {"params", {{"vecstash", {{"method", "procrustes"}}}}}};
+      if (w) body["params"]["vecstash"]["hubness_weight"] = *w;
+      return ok(Method::kPost, "/collections/c/points/query", body)["points"];
+    };
+    const json hub_default = with_hub(std::nullopt), hub_off = with_hub(0.0), hub_15 = with_hub(1.5);
+    EXPECT_EQ(hits(hub_default), direct(y, {"b2", engine::CrossMethod::kProcrustes, false}, k));
+    EXPECT_EQ(hits(hub_off), direct(y, {"b2", engine::CrossMethod::kProcrustes, false, 0.0f}, k));
+    EXPECT_EQ(hits(hub_15), direct(y, {"b2", engine::CrossMethod::kProcrustes, false, 1.5f}, k));
+    EXPECT_LT(hub_default[0]["score"].get<double>(), hub_off[0]["score"].get<double>() - 1e-3);
     for (auto method : {engine::CrossMethod::kRelative, engine::CrossMethod::kProcrustes, engine::CrossMethod::kAffine,
                         engine::CrossMethod::kLocal}) {
       const std::string name(engine::cross_method_name(method));
@@ -940,6 +964,18 @@ TEST_F(AnchorServiceTest, ModelsAndQueriesInTheirSpaces) {
   query_fails(json{{"query", y0}, {"using", "b"}, {"params", {{"vecstash", {{"relative_input", "yes"}}}}}});
   query_fails(json{{"query", y0}, {"using", "b"}, {"params", {{"vecstash", {{"relative_input", true}}}}}});
   query_fails(json{{"query", y0}, {"using", "relative"}, {"params", {{"vecstash", {{"method", "affine"}}}}}});
+  query_fails(json{{"query", y0}, {"using", "b2"}, {"params", {{"vecstash", {{"hubness_weight", "x"}}}}}});
+  query_fails(json{{"query", y0}, {"using", "b2"}, {"params", {{"vecstash", {{"hubness_weight", 3}}}}}});
+  query_fails(json{{"query", y0}, {"using", "b2"}, {"params", {{"vecstash", {{"hubness_weight", -1}}}}}});
+  // b was registered without one.
+  query_fails(json{{"query", y0}, {"using", "b"}, {"params", {{"vecstash", {{"hubness_weight", 0.5}}}}}});
+  query_fails(json{{"query", y0},
+                   {"using", "b2"},
+                   {"params", {{"vecstash", {{"method", "relative"}, {"hubness_weight", 0.5}}}}}});
+  EXPECT_NE(query_fails(json{{"query", std::vector<float>(kDim, 0.5f)},
+                             {"params", {{"vecstash", {{"hubness_weight", 0.5}}}}}})
+                .find("`using`"),
+            std::string::npos);
   EXPECT_NE(
       query_fails(json{{"query", std::vector<float>(kDim, 0.5f)}, {"params", {{"vecstash", {{"method", "affine"}}}}}})
           .find("`using`"),

@@ -72,15 +72,18 @@ def test_anchors_models_and_queries(server, loaded, tmp_path: Path):
     model = ok_json("model", "register", *base, "--name", "b", "--file", str(tmp_path / "b.npy"))
     assert model["dim"] == MODEL_DIM and model["method"] == "local" and model["procrustes_fit_cosine"] > 0.99
     assert model["local"]["neighbours"] >= 1 and model["local"]["fit_cosine"] > 0.99
+    assert model["hubness"] == {"weight": 0.5, "neighbours": 10}
     reverse = ids[::-1]
     np.save(tmp_path / "b_rev.npy", y[reverse])
     (tmp_path / "rev.txt").write_text("# anchor ids of b_rev.npy's rows\n" + "\n".join(map(str, reverse)) + "\n")
     model2 = ok_json("model", "register", *base, "--name", "b2", "--file", str(tmp_path / "b_rev.npy"),
                      "--ids-file", str(tmp_path / "rev.txt"), "--method", "relative", "--lambda", "0.5",
-                     "--local-neighbours", "7", "--local-temperature", "0.2", "--local-weight", "0.5")
+                     "--local-neighbours", "7", "--local-temperature", "0.2", "--local-weight", "0.5",
+                     "--hubness-weight", "0.8", "--hubness-neighbours", "5")
     assert model2["method"] == "relative" and model2["lambda"] == 0.5
     assert model2["local"]["neighbours"] == 7 and model2["local"]["temperature"] == 0.2
     assert model2["local"]["weight"] == 0.5
+    assert model2["hubness"] == {"weight": 0.8, "neighbours": 5}
     assert abs(model2["procrustes_fit_cosine"] - model["procrustes_fit_cosine"]) < 1e-6
     assert [m["name"] for m in ok_json("model", "list", *base)["models"]] == ["b", "b2"]
 
@@ -88,9 +91,16 @@ def test_anchors_models_and_queries(server, loaded, tmp_path: Path):
     q = x[11] + 0.05 * np.random.default_rng(78).standard_normal(DIM).astype(np.float32)
     qy = (q.astype(np.float64) @ rotation.T).tolist()
     own = ok_json("query", *base, "--vector", json.dumps(q.tolist()), "--limit", "3")
-    for extra in ([], ["--method", "affine"], ["--method", "relative"], ["--method", "procrustes"]):
+    for extra in ([], ["--method", "affine"], ["--method", "relative"], ["--method", "procrustes"],
+                  ["--hubness-weight", "0"], ["--hubness-weight", "1.5"]):
         res = ok_json("query", *base, "--vector", json.dumps(qy), "--using", "b", "--limit", "3", *extra)
         assert res["points"][0]["id"] == own["points"][0]["id"], (extra, res, own)
+    # Without the hubness correction the map alone gives the collection's own scores; with it, lower ones.
+    plain = ok_json("query", *base, "--vector", json.dumps(qy), "--using", "b", "--limit", "3",
+                    "--hubness-weight", "0")
+    assert abs(plain["points"][0]["score"] - own["points"][0]["score"]) < 1e-3, (plain, own)
+    hub = ok_json("query", *base, "--vector", json.dumps(qy), "--using", "b", "--limit", "3")
+    assert hub["points"][0]["score"] < plain["points"][0]["score"] - 1e-3, (hub, plain)
     rel = ok_json("query", *base, "--vector", json.dumps(x[11].tolist()), "--using", "relative", "--limit", "3")
     assert rel["points"][0]["id"] == 11
 
@@ -99,6 +109,10 @@ def test_anchors_models_and_queries(server, loaded, tmp_path: Path):
     assert run_cli("anchors", "set", *base, "--count", "8", "--ids", "1,2").returncode == 2
     assert run_cli("anchors", "show", *base, "--vectors-out", str(tmp_path / "x.txt")).returncode == 2
     assert run_cli("query", *base, "--vector", "[1, 2]", "--method", "affine").returncode == 2
+    assert run_cli("query", *base, "--vector", "[1, 2]", "--hubness-weight", "0.5").returncode == 2
+    assert run_cli("query", *base, "--vector", json.dumps(qy), "--using", "b", "--hubness-weight", "3").returncode == 2
+    assert run_cli("query", *base, "--vector", json.dumps(qy), "--using", "relative",
+                   "--hubness-weight", "0.5").returncode == 1
     assert run_cli("anchors").returncode == 2
     assert run_cli("model", "register", *base, "--name", "c", "--file", str(tmp_path / "b.npy"),
                    "--local-weight", "3").returncode == 2

@@ -977,6 +977,7 @@ def test_cross_model_query_through_the_client(server, client):
                                        json={"vectors": y[anchors["ids"]].tolist()}))
             assert model["dim"] == model_dim and model["method"] == "local", model
             assert model["procrustes_fit_cosine"] > 0.99, model
+            assert model["hubness"] == {"weight": 0.5, "neighbours": 10}, model  # 64 anchors: on by default
             summary = _envelope(http.get(f"/collections/{name}"))["config"]["vecstash"]["anchors"]
             assert summary["models"] == ["other"] and summary["count"] == 64, summary
             # Another method for one query: params.vecstash (qdrant-client's SearchParams has no room for it).
@@ -986,12 +987,26 @@ def test_cross_model_query_through_the_client(server, client):
                 assert len(_envelope(http.post(f"/collections/{name}/points/query", json=body))["points"]) == K
 
         assert client.get_collection(name).points_count == n  # the anchor summary does not upset the client
+        # The exact map sends the model's anchors onto the collection's, so the hubness-corrected
+        # brute force is: cos(q, x) - 0.5 * (mean of x's 10 highest cosines to the anchors).
+        xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+        hub = np.sort(xn @ xn[anchors["ids"]].T, axis=1)[:, -10:].mean(axis=1)
         loaded = Loaded(name=name, x=x, distance=models.Distance.COSINE, ids=list(range(n)))
         queries = make_vectors(3, DIM, SEED + 23)
         for qi, q in enumerate(queries):
             qy = (q.astype(np.float64) @ rotation.T).tolist()
+            want = xn @ (q / np.linalg.norm(q)) - 0.5 * hub
+            top = np.argsort(-want, kind="stable")[:K]
             res = client.query_points(name, query=qy, using="other", limit=K)
-            check_ranked(res.points, loaded.top_ids(q), loaded.score_map(q), loaded.distance, f"using=other q{qi}")
+            check_ranked(res.points, [int(i) for i in top], {i: float(want[i]) for i in range(n)},
+                         models.Distance.COSINE, f"using=other q{qi}")
+            # Without the correction (per query, through params.vecstash): the collection's own answer.
+            with httpx.Client(base_url=server.url, timeout=60) as http:
+                plain = _envelope(http.post(f"/collections/{name}/points/query", json={
+                    "query": qy, "using": "other", "limit": K, "params": {"vecstash": {"hubness_weight": 0}}}))
+            score_of = loaded.score_map(q)
+            assert [p["id"] for p in plain["points"]][:3] == loaded.top_ids(q)[:3], plain
+            assert all(abs(p["score"] - score_of[p["id"]]) <= SCORE_ATOL for p in plain["points"]), plain
         batch = client.query_batch_points(name, requests=[
             models.QueryRequest(query=(queries[0].astype(np.float64) @ rotation.T).tolist(), using="other", limit=K),
             models.QueryRequest(query=x[7].tolist(), using="relative", limit=3),

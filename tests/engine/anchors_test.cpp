@@ -92,6 +92,17 @@ std::shared_ptr<Collection> clustered_collection(Engine& e, std::size_t n, std::
   return *c;
 }
 
+// clustered_collection() with an anchor set of `count` anchors (k-means, the default strategy).
+std::shared_ptr<Collection> anchored_collection(Engine& e, std::size_t n, std::uint64_t seed, std::size_t count) {
+  auto c = clustered_collection(e, n, seed);
+  if (!c) return nullptr;
+  AnchorRequest req;
+  req.count = count;
+  const auto set = c->set_anchors(req);
+  EXPECT_TRUE(set.is_ok()) << set.status().to_string();
+  return set.is_ok() ? c : nullptr;
+}
+
 std::vector<std::vector<PointId>> ids_of(const Result<std::vector<std::vector<ScoredPoint>>>& r) {
   EXPECT_TRUE(r.is_ok()) << r.status().to_string();
   std::vector<std::vector<PointId>> out;
@@ -105,7 +116,8 @@ std::vector<std::vector<PointId>> ids_of(const Result<std::vector<std::vector<Sc
 
 Result<std::vector<std::vector<ScoredPoint>>> query(const Collection& c, const Matrix& q, const std::string& space,
                                                     std::optional<CrossMethod> method = std::nullopt,
-                                                    bool relative_input = false, std::size_t limit = 10) {
+                                                    bool relative_input = false, std::size_t limit = 10,
+                                                    std::optional<float> hubness_weight = std::nullopt) {
   SearchRequest r;
   r.queries = q.data;
   r.nq = q.rows;
@@ -114,7 +126,14 @@ Result<std::vector<std::vector<ScoredPoint>>> query(const Collection& c, const M
   r.space.name = space;
   r.space.method = method;
   r.space.relative_input = relative_input;
+  r.space.hubness_weight = hubness_weight;
   return c.search(r);
+}
+
+// A model's query without the hubness correction (the map alone).
+Result<std::vector<std::vector<ScoredPoint>>> plain_query(const Collection& c, const Matrix& q, const std::string& space,
+                                                          std::optional<CrossMethod> method = std::nullopt) {
+  return query(c, q, space, method, false, 10, 0.0f);
 }
 
 // The model B embeddings of the anchors: the anchors' A vectors mapped by the isometry.
@@ -186,16 +205,19 @@ TEST(Anchors, CrossModelQueriesMatchNativeQueriesForAnIsometricModel) {
   ASSERT_TRUE(info.is_ok()) << info.status().to_string();
   EXPECT_GT(info->procrustes_fit_cosine, 0.999);
   EXPECT_EQ(info->default_method, CrossMethod::kLocal);
+  EXPECT_EQ(info->hubness_weight, kDefaultHubnessWeight);
+  EXPECT_EQ(info->hubness_neighbours, kDefaultHubnessNeighbours);
 
+  // The maps alone (hubness weight 0 per query) reproduce the native ranking.
   const Matrix queries_a = clustered(20, kDimA, 4);
   const Matrix queries_b = times(queries_a, q);
   const auto native = ids_of(query(*c, queries_a, ""));
-  EXPECT_EQ(ids_of(query(*c, queries_b, "model_b")), native);
-  EXPECT_EQ(ids_of(query(*c, queries_b, "model_b", CrossMethod::kProcrustes)), native);
+  EXPECT_EQ(ids_of(plain_query(*c, queries_b, "model_b")), native);
+  EXPECT_EQ(ids_of(plain_query(*c, queries_b, "model_b", CrossMethod::kProcrustes)), native);
   // Local: the anchors' residuals are rounding noise, so the correction changes nothing that matters.
-  EXPECT_EQ(ids_of(query(*c, queries_b, "model_b", CrossMethod::kLocal)), native);
+  EXPECT_EQ(ids_of(plain_query(*c, queries_b, "model_b", CrossMethod::kLocal)), native);
   // Affine with its default pull towards Procrustes: the same map when the spaces are isometric.
-  EXPECT_EQ(ids_of(query(*c, queries_b, "model_b", CrossMethod::kAffine)), native);
+  EXPECT_EQ(ids_of(plain_query(*c, queries_b, "model_b", CrossMethod::kAffine)), native);
   // Relative: cosines to the anchors are preserved by an isometry, so B's relative query equals A's.
   const auto relative_a = ids_of(query(*c, queries_a, "relative"));
   EXPECT_EQ(ids_of(query(*c, queries_b, "model_b", CrossMethod::kRelative)), relative_a);
@@ -304,10 +326,8 @@ TEST(Anchors, LocalMethodCorrectsANonLinearModelAndPersists) {
 TEST(Anchors, LocalParametersCanBeFixedAndAreValidated) {
   TempDir dir;
   auto e = open_engine(dir.path());
-  auto c = clustered_collection(*e, 300, 30);
-  AnchorRequest req;
-  req.count = 40;
-  ASSERT_TRUE(c->set_anchors(req).is_ok());
+  auto c = anchored_collection(*e, 300, 30, 40);
+  ASSERT_TRUE(c);
   const Matrix q = isometry(31);
   ModelRequest m = model_b(*c, q);
   m.local_neighbours = 5;
@@ -333,6 +353,7 @@ TEST(Anchors, LocalParametersCanBeFixedAndAreValidated) {
   EXPECT_TRUE(info->warnings.empty());         // 40 anchors for 32 and 24 dimensions
 
   // Fewer anchors than dimensions: registered, with a warning that is kept across a reload of the list.
+  AnchorRequest req;
   req.count = 20;
   ASSERT_TRUE(c->set_anchors(req).is_ok());
   auto few = c->register_model(model_b(*c, q));
@@ -585,9 +606,264 @@ TEST(Anchors, WithoutStoredRelativeVectorsOnlyMapsAnswer) {
   const Matrix q = isometry(25);
   ASSERT_TRUE(c->register_model(model_b(*c, q)).is_ok());
   const Matrix qa = clustered(4, kDimA, 26);
-  EXPECT_EQ(ids_of(query(*c, times(qa, q), "model_b")), ids_of(query(*c, qa, "")));
+  EXPECT_EQ(ids_of(plain_query(*c, times(qa, q), "model_b")), ids_of(query(*c, qa, "")));
   EXPECT_EQ(query(*c, times(qa, q), "model_b", CrossMethod::kRelative).status().code(),
             StatusCode::kFailedPrecondition);
+}
+
+// ---- hubness correction ---------------------------------------------------------------------------
+
+// Brute-force reference of the hubness-corrected search for an isometric model, whose Procrustes map
+// sends the model's anchors onto the collection's anchor vectors: score(p) = cos(q, p) - w r(p), r(p)
+// the mean of p's k highest cosines to the anchors.
+struct HubReference {
+  std::vector<PointId> ids;
+  Matrix points;  // unit rows
+  std::vector<double> r;
+};
+HubReference hub_reference(const Collection& c, std::size_t k) {
+  HubReference h;
+  ScrollRequest all;
+  all.limit = 100000;
+  all.with_vector = true;
+  all.with_payload = false;
+  auto page = c.scroll(all);
+  EXPECT_TRUE(page.is_ok());
+  auto anchors = c.anchor_vectors();
+  EXPECT_TRUE(anchors.is_ok());
+  const std::size_t m = anchors->size() / kDimA;
+  h.points = Matrix(page->points.size(), kDimA);
+  for (std::size_t i = 0; i < page->points.size(); ++i) {
+    h.ids.push_back(page->points[i].id);
+    std::copy_n(page->points[i].vector->data(), kDimA, h.points.row(i));
+  }
+  testing::normalize_rows(h.points);
+  for (std::size_t i = 0; i < h.points.rows; ++i) {
+    std::vector<double> cos(m);
+    for (std::size_t a = 0; a < m; ++a) {
+      double dot = 0, aa = 0;
+      for (std::size_t j = 0; j < kDimA; ++j) {
+        dot += double(h.points.row(i)[j]) * (*anchors)[a * kDimA + j];
+        aa += double((*anchors)[a * kDimA + j]) * (*anchors)[a * kDimA + j];
+      }
+      cos[a] = dot / std::sqrt(aa);
+    }
+    std::partial_sort(cos.begin(), cos.begin() + static_cast<std::ptrdiff_t>(k), cos.end(), std::greater<>());
+    double sum = 0;
+    for (std::size_t a = 0; a < k; ++a) sum += cos[a];
+    h.r.push_back(sum / static_cast<double>(k));
+  }
+  return h;
+}
+
+// The corrected results must be the reference's top 10, with its scores.
+void expect_hub_results(const Result<std::vector<std::vector<ScoredPoint>>>& got, const HubReference& h,
+                        const Matrix& queries_a, double weight, const std::string& what) {
+  ASSERT_TRUE(got.is_ok()) << what << ": " << got.status().to_string();
+  Matrix qa = queries_a;
+  testing::normalize_rows(qa);
+  for (std::size_t qi = 0; qi < qa.rows; ++qi) {
+    std::vector<std::pair<double, std::size_t>> s;
+    for (std::size_t i = 0; i < h.points.rows; ++i) {
+      double dot = 0;
+      for (std::size_t j = 0; j < kDimA; ++j) dot += double(qa.row(qi)[j]) * h.points.row(i)[j];
+      s.emplace_back(dot - weight * h.r[i], i);
+    }
+    std::sort(s.begin(), s.end(), std::greater<>());
+    const auto& res = (*got)[qi];
+    ASSERT_EQ(res.size(), 10u) << what;
+    for (std::size_t rank = 0; rank < 10; ++rank) {
+      EXPECT_NEAR(res[rank].score, s[rank].first, 2e-4) << what << " query " << qi << " rank " << rank;
+      const bool separated = std::fabs(s[rank].first - s[rank + 1].first) > 1e-4 &&
+                             (rank == 0 || std::fabs(s[rank - 1].first - s[rank].first) > 1e-4);
+      if (separated) EXPECT_EQ(res[rank].id, h.ids[s[rank].second]) << what << " query " << qi << " rank " << rank;
+    }
+  }
+}
+
+TEST(Anchors, HubnessCorrectionMatchesItsDefinitionThroughWritesCompactionAndRestart) {
+  TempDir dir;
+  const Matrix q = isometry(40);
+  const Matrix queries_a = clustered(12, kDimA, 41);
+  const Matrix queries_b = times(queries_a, q);
+  std::vector<std::vector<ScoredPoint>> before_restart;
+  {
+    auto e = open_engine(dir.path());
+    auto c = clustered_collection(*e, 700, 42);
+    AnchorRequest req;
+    req.strategy = AnchorStrategy::kRandom;
+    req.count = 60;
+    ASSERT_TRUE(c->set_anchors(req).is_ok());
+    ModelRequest m = model_b(*c, q);
+    m.hubness_neighbours = 7;
+    auto info = c->register_model(m);
+    ASSERT_TRUE(info.is_ok()) << info.status().to_string();
+    EXPECT_EQ(info->hubness_weight, 0.5f);
+    EXPECT_EQ(info->hubness_neighbours, 7u);
+    HubReference h = hub_reference(*c, 7);
+    // Every mapped method ranks with the correction by default; a query may change its weight.
+    for (auto method : {CrossMethod::kProcrustes, CrossMethod::kAffine, CrossMethod::kLocal}) {
+      expect_hub_results(query(*c, queries_b, "model_b", method), h, queries_a, 0.5,
+                         std::string(cross_method_name(method)));
+    }
+    expect_hub_results(query(*c, queries_b, "model_b", std::nullopt, false, 10, 1.5f), h, queries_a, 1.5, "w 1.5");
+    expect_hub_results(plain_query(*c, queries_b, "model_b"), h, queries_a, 0.0, "w 0");
+    // The correction changes the answers here (else this test would show nothing).
+    EXPECT_NE(ids_of(query(*c, queries_b, "model_b")), ids_of(plain_query(*c, queries_b, "model_b")));
+
+    // New points get their terms; deleted ones leave with compaction.
+    ingest(*c, clustered(300, kDimA, 43), 5000);
+    std::vector<PointId> gone;
+    for (std::size_t i = 0; i < 700; i += 2) gone.push_back(PointId::number(i));
+    ASSERT_TRUE(c->erase(gone).is_ok());
+    h = hub_reference(*c, 7);
+    expect_hub_results(query(*c, queries_b, "model_b"), h, queries_a, 0.5, "after writes");
+    auto reclaimed = c->compact();
+    ASSERT_TRUE(reclaimed.is_ok());
+    EXPECT_EQ(*reclaimed, 350u);
+    expect_hub_results(query(*c, queries_b, "model_b"), h, queries_a, 0.5, "after compaction");
+    before_restart = *query(*c, queries_b, "model_b");
+    // A filter restricts the corrected search as any other.
+    auto odd = Filter::parse(nlohmann::json::parse(
+        R"({"must":[{"has_id":[5001,5003,5005,5007,5009,5011,5013,5015,5017,5019,5021,5023]}]})"));
+    ASSERT_TRUE(odd.is_ok()) << odd.status().to_string();
+    SearchRequest fr;
+    fr.queries = queries_b.data;
+    fr.nq = queries_b.rows;
+    fr.filter = &*odd;
+    fr.space.name = "model_b";
+    auto filtered = c->search(fr);
+    ASSERT_TRUE(filtered.is_ok()) << filtered.status().to_string();
+    for (const auto& res : *filtered) {
+      ASSERT_EQ(res.size(), 10u);
+      for (const auto& p : res) EXPECT_TRUE(p.id.lo >= 5001 && p.id.lo <= 5023 && p.id.lo % 2 == 1);
+    }
+  }
+  auto e = open_engine(dir.path());
+  auto c = *e->collection("a");
+  ASSERT_EQ(c->anchors()->models.size(), 1u);
+  EXPECT_EQ(c->anchors()->models[0].hubness_neighbours, 7u);
+  EXPECT_EQ(c->anchors()->models[0].hubness_weight, 0.5f);
+  const auto after = query(*c, queries_b, "model_b");
+  ASSERT_TRUE(after.is_ok());
+  for (std::size_t i = 0; i < after->size(); ++i) {
+    ASSERT_EQ((*after)[i].size(), before_restart[i].size());
+    for (std::size_t j = 0; j < before_restart[i].size(); ++j) {
+      EXPECT_EQ((*after)[i][j].id, before_restart[i][j].id);
+      EXPECT_NEAR((*after)[i][j].score, before_restart[i][j].score, 1e-5);
+    }
+  }
+}
+
+TEST(Anchors, HubnessCorrectionOverAnIndexAndOverCodes) {
+  TempDir dir;
+  auto e = open_engine(dir.path());
+  const Matrix q = isometry(50);
+  const Matrix data = clustered(1500, kDimA, 51);
+  const Matrix queries_a = clustered(20, kDimA, 52);
+  const Matrix queries_b = times(queries_a, q);
+  // HNSW over int8 codes with rescoring: the index's candidates, re-ranked, agree with the exact scan.
+  CollectionConfig cfg = config_of(CodeKind::kI8);
+  cfg.index = "HNSW16";
+  auto c = *e->create_collection("a", cfg);
+  ingest(*c, data, 0);
+  ASSERT_TRUE(c->info().calibrated);
+  AnchorRequest req;
+  req.count = 80;
+  ASSERT_TRUE(c->set_anchors(req).is_ok());
+  ASSERT_TRUE(c->register_model(model_b(*c, q)).is_ok());
+  SearchRequest r;
+  r.queries = queries_b.data;
+  r.nq = queries_b.rows;
+  r.space.name = "model_b";
+  r.hnsw_ef = 256;
+  const auto indexed = ids_of(c->search(r));
+  r.exact = true;
+  const auto exact = ids_of(c->search(r));
+  std::size_t same = 0;
+  for (std::size_t i = 0; i < exact.size(); ++i) {
+    const std::set<PointId> want(exact[i].begin(), exact[i].end());
+    for (const PointId& id : indexed[i]) same += want.count(id);
+  }
+  EXPECT_GE(same, 190u) << "of 200";
+  expect_hub_results(c->search(r), hub_reference(*c, kDefaultHubnessNeighbours), queries_a, 0.5, "i8 exact");
+
+  // Codes only (no originals): the terms come from the decoded codes and are recomputed when the
+  // collection calibrates; e4m3 is close enough to the float32 reference for the same top 10.
+  auto d = *e->create_collection("b", config_of(CodeKind::kE4M3, false));
+  ingest(*d, clustered(150, kDimA, 53), 0);  // below calibration_sample: float32 pending rows
+  AnchorRequest dreq;
+  dreq.count = 50;
+  ASSERT_TRUE(d->set_anchors(dreq).is_ok());
+  ASSERT_TRUE(d->register_model(model_b(*d, q)).is_ok());
+  expect_hub_results(query(*d, queries_b, "model_b"), hub_reference(*d, 10), queries_a, 0.5, "uncalibrated");
+  ingest(*d, clustered(150, kDimA, 54), 1000);  // crosses calibration_sample: now e4m3 codes only
+  ASSERT_TRUE(d->info().calibrated);
+  auto got = query(*d, queries_b, "model_b");
+  ASSERT_TRUE(got.is_ok());
+  const auto plain = ids_of(plain_query(*d, queries_b, "model_b"));
+  EXPECT_NE(ids_of(got), plain);
+}
+
+TEST(Anchors, HubnessParametersAreValidated) {
+  TempDir dir;
+  auto e = open_engine(dir.path());
+  auto c = anchored_collection(*e, 300, 60, 20);  // fewer anchors than kHubnessDefaultMinAnchors
+  ASSERT_TRUE(c);
+  const Matrix q = isometry(61);
+  AnchorRequest req;
+  req.count = 20;
+  for (float w : {-0.1f, 2.5f, NAN}) {
+    ModelRequest m = model_b(*c, q);
+    m.hubness_weight = w;
+    EXPECT_EQ(c->register_model(m).status().code(), StatusCode::kInvalidArgument) << w;
+  }
+  for (std::uint32_t k : {0u, 21u}) {  // at most the 20 anchors
+    ModelRequest m = model_b(*c, q);
+    m.hubness_weight = 0.5f;
+    m.hubness_neighbours = k;
+    EXPECT_EQ(c->register_model(m).status().code(), StatusCode::kInvalidArgument) << k;
+  }
+  ModelRequest no_weight = model_b(*c, q);  // neighbours without a correction to use them
+  no_weight.hubness_neighbours = 5;
+  no_weight.hubness_weight = 0.0f;
+  EXPECT_EQ(c->register_model(no_weight).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(c->anchors()->models.empty());
+  // 20 anchors, fewer than kHubnessDefaultMinAnchors: off unless asked for.
+  auto info = c->register_model(model_b(*c, q, "off"));
+  ASSERT_TRUE(info.is_ok());
+  EXPECT_EQ(info->hubness_weight, 0.0f);
+  EXPECT_EQ(info->hubness_neighbours, 0u);
+  ModelRequest asked_for = model_b(*c, q);
+  asked_for.hubness_weight = 0.5f;
+  auto on = c->register_model(asked_for);
+  ASSERT_TRUE(on.is_ok());
+  EXPECT_EQ(on->hubness_weight, 0.5f);
+  EXPECT_EQ(on->hubness_neighbours, 10u);
+  const Matrix qa = clustered(2, kDimA, 62);
+  const Matrix qb = times(qa, q);
+  // Per query: in [0, 2]; only for a model registered with one; never for relative or native queries.
+  EXPECT_EQ(query(*c, qb, "model_b", std::nullopt, false, 10, 2.5f).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(query(*c, qb, "model_b", std::nullopt, false, 10, -1.0f).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(query(*c, qb, "off", std::nullopt, false, 10, 0.5f).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(query(*c, qb, "off", std::nullopt, false, 10, 0.0f).is_ok());
+  EXPECT_EQ(ids_of(query(*c, qb, "off")), ids_of(plain_query(*c, qb, "model_b")));
+  EXPECT_EQ(query(*c, qb, "model_b", CrossMethod::kRelative, false, 10, 0.5f).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(query(*c, qa, "relative", std::nullopt, false, 10, 0.5f).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(query(*c, qa, "", std::nullopt, false, 10, 0.5f).status().code(), StatusCode::kInvalidArgument);
+  // Euclidean collections: off by default, and refused when asked for.
+  CollectionConfig l2 = config_of(CodeKind::kF32);
+  l2.metric = Metric::kL2;
+  auto d = *e->create_collection("l2", l2);
+  ingest(*d, clustered(100, kDimA, 63), 0);
+  ASSERT_TRUE(d->set_anchors(req).is_ok());
+  auto l2_info = d->register_model(model_b(*d, q));
+  ASSERT_TRUE(l2_info.is_ok()) << l2_info.status().to_string();
+  EXPECT_EQ(l2_info->hubness_weight, 0.0f);
+  ModelRequest asked = model_b(*d, q, "asked");
+  asked.hubness_weight = 0.5f;
+  EXPECT_EQ(d->register_model(asked).status().code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace

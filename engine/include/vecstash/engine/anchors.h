@@ -22,6 +22,16 @@
 //                    model's space), weighted by similarity (kernels::LocalCorrection); its parameters
 //                    are chosen by leave-one-out on the anchor pairs unless the request fixes them.
 //     The maps are fitted when the model is registered and persisted with it.
+//   The mapped methods (all but kRelative) rank with a hubness correction by default: a mapped query
+//   lands nearer the anchors' mean than a native query would, so points close to many mapped vectors
+//   ("hubs") come up for every query. As CSLS (Conneau et al., "Word translation without parallel
+//   data", ICLR 2018), a point's score is lowered by `hubness_weight` x r(point), where r is the mean of
+//   its `hubness_neighbours` highest similarities to the model's anchors mapped by its Procrustes map
+//   (CSLS ranks by 2 cos - r; halved: weight 0.5, the default from 40 anchors up, with 10 neighbours). r is derived data
+//   like the relative vectors: computed at registration, for every written point, and again when the
+//   stored vectors change or the collection is opened. Cosine and dot collections only (the returned
+//   score is the corrected similarity); `QuerySpace::hubness_weight` overrides the weight per query
+//   (0 switches it off).
 //
 // Thread safety: as Collection (these are Collection methods).
 #pragma once
@@ -57,6 +67,15 @@ std::vector<std::string> cross_method_names();
 
 /// Largest anchor set.
 inline constexpr std::size_t kMaxAnchors = 8192;
+/// Hubness correction defaults (CSLS) and limits.
+inline constexpr float kDefaultHubnessWeight = 0.5f;
+inline constexpr float kMaxHubnessWeight = 2.0f;
+inline constexpr std::uint32_t kDefaultHubnessNeighbours = 10;
+inline constexpr std::uint32_t kMaxHubnessNeighbours = 256;
+/// Without an explicit weight, the correction is on (kDefaultHubnessWeight) only with at least this many
+/// anchors (4 x the default neighbours): with fewer, a point's nearest mapped anchors are a large share
+/// of the set, and the term mostly measures closeness to their mean rather than to a neighbourhood.
+inline constexpr std::size_t kHubnessDefaultMinAnchors = 4 * kDefaultHubnessNeighbours;
 /// Name of the relative vector when a request gives none.
 inline constexpr std::string_view kDefaultRelativeName = "relative";
 
@@ -91,6 +110,11 @@ struct ModelRequest {
   std::optional<std::uint32_t> local_neighbours;
   std::optional<float> local_temperature;
   std::optional<float> local_weight;
+  /// Hubness correction of the mapped methods: weight in [0, 2] (0 = none; unset: 0.5 on cosine and
+  /// dot collections with at least kHubnessDefaultMinAnchors anchors, else 0; Euclidean collections
+  /// do not offer it) and neighbours in [1, min(256, anchors)] (unset: 10).
+  std::optional<float> hubness_weight;
+  std::optional<std::uint32_t> hubness_neighbours;
   /// The anchor set version the vectors were made for; FailedPrecondition when the collection's
   /// anchor set has changed since (nullopt = the current set).
   std::optional<std::uint64_t> anchors_version;
@@ -109,6 +133,8 @@ struct ModelInfo {
   float local_temperature = 0;
   float local_weight = 0;
   double local_fit_cosine = 0;  ///< leave-one-out mean cosine of corrected and target anchors
+  float hubness_weight = 0;            ///< 0: no hubness correction (and no per-point term kept)
+  std::uint32_t hubness_neighbours = 0;
   /// Advice about the fit, e.g. fewer anchors than dimensions (the maps are then under-determined).
   std::vector<std::string> warnings;
 };
@@ -137,6 +163,9 @@ struct QuerySpace {
   /// Relative vector: the queries are relative vectors (anchors values each) instead of vectors of
   /// the collection's space (converted with the anchors).
   bool relative_input = false;
+  /// Mapped methods: the hubness correction's weight for this query, in [0, 2] (0 = none); nullopt =
+  /// the model's. A weight above 0 needs a model registered with one.
+  std::optional<float> hubness_weight;
 };
 
 }  // namespace vecstash::engine

@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -44,6 +45,7 @@ namespace vecstash::engine {
 
 class AnnIndex;
 class ThreadPool;
+struct ModelState;
 
 /// A point to upsert. `vector` holds dim floats (finite). A payload that is not an object is rejected.
 struct PointInput {
@@ -249,8 +251,25 @@ class Collection {
   // Relative codes (and norms) of float rows in the collection's space: GPU when present, else CPU.
   Status relative_of(const AnchorState& anchors, MatrixView<const float> rows, std::span<std::uint8_t> codes,
                      std::span<float> norms) const;
-  // After calibration or recalibration changed the stored vectors: recompute every relative vector.
-  Status refresh_relative_locked();
+  // After calibration or recalibration changed the stored vectors (and at open): recompute every
+  // relative vector and every model's hubness terms. Caller holds write_mu_ (or is loading).
+  Status refresh_derived_locked();
+  // Call fn(offset from first, block) for rows [first, first + count) in blocks of stored vectors
+  // (stored_rows), so derived data is computed without a float32 copy of everything.
+  Status for_stored_blocks(std::size_t first, std::size_t count,
+                           const std::function<Status(std::size_t, MatrixView<const float>)>& fn) const;
+  // Hubness terms (anchors.h) of rows [first, first + count) for `model`, from the stored vectors.
+  // Caller holds write_mu_.
+  Status compute_hubness(const ModelState& model, std::size_t first, std::size_t count, std::vector<float>* out) const;
+  // Hubness terms of float rows in the collection's space.
+  Status hubness_of(const ModelState& model, MatrixView<const float> rows, std::span<float> out) const;
+  // The search of search() (validation included); with `hub`, each row's score is lowered by
+  // hub->weight x its hubness term for hub->model (anchors.h).
+  struct HubBias {
+    std::string model;
+    float weight = 0.0f;
+  };
+  Result<std::vector<std::vector<ScoredPoint>>> search_impl(const SearchRequest& req, const HubBias* hub) const;
   Result<std::vector<std::vector<ScoredPoint>>> search_space(const SearchRequest& req) const;
   Result<std::vector<std::vector<ScoredPoint>>> search_relative(const AnchorState& anchors,
                                                                 MatrixView<const float> rel,
@@ -300,6 +319,7 @@ class Collection {
   std::shared_ptr<const AnchorState> anchors_;  // null without anchors
   std::vector<std::uint8_t> rel_codes_;         // rows x relative code size, when relative vectors are kept
   std::vector<float> rel_norms_;                // rows
+  std::unordered_map<std::string, std::vector<float>> hubs_;  // model -> hubness term per row (models with one)
   std::size_t indexed_rows_ = 0;            // rows [0, indexed_rows_) were offered to the index
   std::size_t live_count_ = 0;
   std::uint64_t epoch_ = 0;                 // row numbering; compaction increments it
