@@ -56,7 +56,7 @@ double recall_at(const std::vector<std::int64_t>& found, std::size_t k, const Qr
 }
 
 struct Scores {
-  double ndcg = 0, recall = 0;
+  double ndcg = 0, recall = 0, qps = 0;
 };
 
 Result<Scores> evaluate(const Collection& c, const FloatMatrix& queries, const Qrels& qrels, const std::string& space,
@@ -69,7 +69,9 @@ Result<Scores> evaluate(const Collection& c, const FloatMatrix& queries, const Q
   r.space.name = space;
   r.space.method = method;
   r.space.hubness_weight = hubness_weight;
+  const auto t0 = std::chrono::steady_clock::now();
   auto res = c.search(r);
+  const double took = seconds_since(t0);
   if (!res.is_ok()) return res.status();
   std::vector<std::int64_t> found(queries.rows * k, -1);
   for (std::size_t q = 0; q < res->size(); ++q) {
@@ -78,7 +80,7 @@ Result<Scores> evaluate(const Collection& c, const FloatMatrix& queries, const Q
   }
   auto nd = mean_ndcg_at_k(MatrixView<const std::int64_t>(found.data(), queries.rows, k), qrels, k);
   if (!nd.is_ok()) return nd.status();
-  return Scores{nd->mean, recall_at(found, k, qrels)};
+  return Scores{nd->mean, recall_at(found, k, qrels), took > 0 ? static_cast<double>(queries.rows) / took : 0.0};
 }
 
 Result<std::shared_ptr<Collection>> make_collection(engine::Engine& e, const std::string& name, const FloatMatrix& base,
@@ -225,7 +227,7 @@ Result<std::vector<CrossModelRow>> run_crossmodel_bench(const CrossModelOptions&
   for (auto [dir, c, q] : {std::tuple{"A->A", *ca, &a->test}, std::tuple{"B->B", *cb, &b->test}}) {
     auto s = evaluate(*c, q->queries, q->qrels, "", std::nullopt);
     if (!s.is_ok()) return s.status();
-    rows.push_back({dir, "f32", "", 0, "native", s->ndcg, s->recall, 0});
+    rows.push_back({dir, "f32", "", 0, "native", s->ndcg, s->recall, 0, s->qps});
     fmt::print(stderr, "[crossmodel] {} native nDCG@10 {:.4f}\n", dir, s->ndcg);
   }
   VECSTASH_RETURN_IF_ERROR((*eng)->drop_collection("b_f32"));
@@ -255,7 +257,7 @@ Result<std::vector<CrossModelRow>> run_crossmodel_bench(const CrossModelOptions&
                               model->hubness_weight);
       }
       const std::string name = std::string(engine::cross_method_name(m)) + (hub ? "+hubness" : "");
-      rows.push_back({"B->A", kind, strategy, count, name, s->ndcg, s->recall, setup, params});
+      rows.push_back({"B->A", kind, strategy, count, name, s->ndcg, s->recall, setup, s->qps, params});
       fmt::print(stderr, "[crossmodel] B->A {} {} {} {}: nDCG@10 {:.4f} recall@10 {:.4f} (setup {:.1f}s)\n", kind,
                  strategy, count, name, s->ndcg, s->recall, setup);
     }
@@ -275,7 +277,7 @@ Result<std::vector<CrossModelRow>> run_crossmodel_bench(const CrossModelOptions&
     if (!c.is_ok()) return c.status();
     auto s = evaluate(**c, a->test.queries, a->test.qrels, "", std::nullopt);
     if (!s.is_ok()) return s.status();
-    rows.push_back({"A->A", kind, "", 0, "native", s->ndcg, s->recall, 0});
+    rows.push_back({"A->A", kind, "", 0, "native", s->ndcg, s->recall, 0, s->qps});
     VECSTASH_RETURN_IF_ERROR(sweep(**c, kind, o.kinds_strategy, o.kinds_anchors));
     VECSTASH_RETURN_IF_ERROR((*eng)->drop_collection("a_" + kind));
   }
@@ -285,10 +287,10 @@ Result<std::vector<CrossModelRow>> run_crossmodel_bench(const CrossModelOptions&
 }
 
 std::string crossmodel_rows_to_csv(const std::vector<CrossModelRow>& rows) {
-  std::string out = "direction,corpus_kind,strategy,anchors,method,ndcg10,recall10,setup_s,params\n";
+  std::string out = "direction,corpus_kind,strategy,anchors,method,ndcg10,recall10,setup_s,queries_per_s,params\n";
   for (const auto& r : rows) {
-    out += fmt::format("{},{},{},{},{},{:.4f},{:.4f},{:.2f},{}\n", r.direction, r.corpus_kind, r.strategy, r.anchors,
-                       r.method, r.ndcg10, r.recall10, r.seconds, r.params);
+    out += fmt::format("{},{},{},{},{},{:.4f},{:.4f},{:.2f},{:.0f},{}\n", r.direction, r.corpus_kind, r.strategy,
+                       r.anchors, r.method, r.ndcg10, r.recall10, r.seconds, r.qps, r.params);
   }
   return out;
 }
@@ -332,12 +334,12 @@ std::string format_crossmodel_report(const std::vector<CrossModelRow>& rows, con
     out += fmt::format(" {:.1f} % |\n", target > 0 ? 100.0 * top / target : 0.0);
   }
   out += "\nRecall@10 (BEIR) and nDCG@10 of every configuration, corpus code kinds included:\n\n";
-  out += "| direction | corpus | strategy | anchors | method | nDCG@10 | recall@10 | setup s | parameters |\n";
-  out += "|---|---|---|---:|---|---:|---:|---:|---|\n";
+  out += "| direction | corpus | strategy | anchors | method | nDCG@10 | recall@10 | setup s | queries/s | parameters |\n";
+  out += "|---|---|---|---:|---|---:|---:|---:|---:|---|\n";
   for (const auto& r : rows) {
-    out += fmt::format("| {} | {} | {} | {} | {} | {:.4f} | {:.4f} | {:.1f} | {} |\n", r.direction, r.corpus_kind,
-                       r.strategy.empty() ? "-" : r.strategy, r.anchors ? std::to_string(r.anchors) : "-", r.method,
-                       r.ndcg10, r.recall10, r.seconds, r.params.empty() ? "-" : r.params);
+    out += fmt::format("| {} | {} | {} | {} | {} | {:.4f} | {:.4f} | {:.1f} | {:.0f} | {} |\n", r.direction,
+                       r.corpus_kind, r.strategy.empty() ? "-" : r.strategy, r.anchors ? std::to_string(r.anchors) : "-",
+                       r.method, r.ndcg10, r.recall10, r.seconds, r.qps, r.params.empty() ? "-" : r.params);
   }
   if (best) {
     out += fmt::format(

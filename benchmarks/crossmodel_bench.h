@@ -59,6 +59,7 @@ struct CrossModelRow {
   double ndcg10 = 0;
   double recall10 = 0;
   double seconds = 0;     ///< anchors + model registration (+ relative vectors) for the first method
+  double qps = 0;         ///< the test queries answered per second (one batch, the engine's threads)
   std::string params;     ///< method "local": the correction's parameters and leave-one-out fit
 };
 
