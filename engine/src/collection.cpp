@@ -155,7 +155,7 @@ Collection::Collection(EngineShared* shared, std::uint32_t cid, std::string name
 
 // Caller holds mu_ (shared): codes_ and version_ are stable.
 bool Collection::scan_on_gpu(MatrixView<const float> queries, const kernels::SearchParams& params,
-                             const std::uint64_t* allow, kernels::TopK* out) const {
+                             const std::uint64_t* allow, const float* row_bias, kernels::TopK* out) const {
   if (!shared_->gpu || !state_) return false;
   std::lock_guard lock(shared_->gpu_mu);
   Status s;
@@ -165,7 +165,7 @@ bool Collection::scan_on_gpu(MatrixView<const float> queries, const kernels::Sea
     shared_->gpu_owner = s.is_ok() ? instance_ : 0;
     shared_->gpu_version = version_;
   }
-  if (s.is_ok()) s = shared_->gpu->search(queries, params, allow, out);
+  if (s.is_ok()) s = shared_->gpu->search(queries, params, allow, row_bias, out);
   if (!s.is_ok()) {
     log_once(LogLevel::kWarn, "gpu-scan-failed", "GPU scan failed (" + s.to_string() + "); using the CPU");
     shared_->gpu_owner = 0;
@@ -1294,11 +1294,12 @@ Result<std::vector<std::vector<ScoredPoint>>> Collection::search_impl(const Sear
       kernels::CodeView view{codes_.data(), rows_, norms_.empty() ? nullptr : norms_.data(), allow_ptr,
                              hub ? bias_scan.data() : nullptr};
       kernels::SearchParams sp{smetric, r, threads};
-      if (!hub && scan_on_gpu(qs, sp, allow_ptr, &candidates)) {
-        // done on the device (the GPU scan has no per-row term: with one, the CPU scans)
+      if (scan_on_gpu(qs, sp, allow_ptr, view.row_bias, &candidates)) {
+        // done on the device
       } else if (!hub && rescore && state.codec.kind() == CodeKind::kI8) {
         // Candidates only: int8 codes scored against an integer-quantised query (integer SIMD), whose
-        // small score error the float32 rescoring removes.
+        // small score error the float32 rescoring removes. (It takes no per-row term: with a hubness
+        // term, search_cpu below.)
         VECSTASH_RETURN_IF_ERROR(kernels::search_i8_candidates_cpu(state.codec, qs, view, sp, &candidates));
       } else {
         VECSTASH_RETURN_IF_ERROR(kernels::search_cpu(state.codec, qs, view, sp, &candidates));

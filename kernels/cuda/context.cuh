@@ -35,9 +35,9 @@ class CudaContext final : public GpuContext {
                 std::span<float> sq_norms) override;
   Status decode(const Codec& codec, std::span<const std::uint8_t> codes, MatrixView<float> out) override;
   Status upload_codes(const Codec& codec, const CodeView& codes) override;
-  using GpuContext::search;  // the overload without an eligibility bitset
+  using GpuContext::search;  // the overloads without an eligibility bitset or a row bias
   Status search(MatrixView<const float> queries, const SearchParams& params, const std::uint64_t* allow,
-                TopK* out) override;
+                const float* row_bias, TopK* out) override;
   void set_tile_rows(std::size_t rows) override { tile_rows_ = rows; }
   Result<Pca> pca_fit(MatrixView<const float> sample, const PcaOptions& options) override;
   Status pca_transform(const Pca& pca, MatrixView<const float> rows, MatrixView<float> out, bool center) override;

@@ -18,7 +18,9 @@
 //   4. finalize: ids and natural-form scores, -1 and -inf/+inf padding past the end.
 // An eligibility bitset (search(..., allow, ...)) is copied into the workspace with the queries; a row
 // whose bit is clear enters the tile sort as padding (-inf, kNoRow), exactly like the rows past the
-// end of the last tile, so it can never displace a real candidate and comes out as id -1.
+// end of the last tile, so it can never displace a real candidate and comes out as id -1. A row bias
+// (search(..., row_bias, ...)) is copied there too and added to each row's natural-form score before
+// the tile sort, so the returned scores include it (as search_cpu with CodeView::row_bias).
 // k up to kMaxK (4096) is supported; the workspace is grown once per context and query batches are
 // sized to fit it, so the search path does not allocate once warmed up.
 #include <cuda_fp16.h>
@@ -106,6 +108,7 @@ struct ScoreArgs {
   const float* row_scale = nullptr;      // n floats, float8 per-vector only
   const float* sq_norms = nullptr;       // n floats (l2, cos)
   const std::uint64_t* allow = nullptr;  // ceil(n / 64) words of row eligibility, or null (all rows)
+  const float* row_bias = nullptr;       // n floats added to the natural-form scores, or null
   const float* qs = nullptr;             // nb x qs_len
   const std::uint32_t* qbits = nullptr;  // nb x qbits_len
   const float* c0 = nullptr;
@@ -348,21 +351,23 @@ __global__ void __launch_bounds__(kThreads) score_topk(ScoreArgs a) {
             hraw = hacc[r][t];
           }
         }
+        // The bias is added in natural form: key = score + bias (similarities), -(distance + bias).
+        const float bias = a.row_bias != nullptr ? a.row_bias[gr] : 0.0f;
         if constexpr (kHamming) {
-          key = -static_cast<float>(hraw);
+          key = -(static_cast<float>(hraw) + bias);
         } else {
           if (a.row_scale != nullptr) raw *= a.row_scale[gr];
           const float ip = a.c0[qi] + raw;
           switch (a.metric) {
             case Metric::kIp:
-              key = ip;
+              key = ip + bias;
               break;
             case Metric::kL2:
-              key = -(a.qq[qi] - 2.0f * ip + a.sq_norms[gr]);
+              key = -(a.qq[qi] - 2.0f * ip + a.sq_norms[gr] + bias);
               break;
             case Metric::kCos: {
               const float den = sqrtf(a.qq[qi]) * sqrtf(a.sq_norms[gr]);
-              key = den > 0.0f ? ip / den : 0.0f;
+              key = (den > 0.0f ? ip / den : 0.0f) + bias;
               break;
             }
             default:
@@ -542,7 +547,7 @@ Status CudaContext::upload_codes(const Codec& codec, const CodeView& codes) {
   if (!codec.trained()) return Status::failed_precondition("GPU upload: codec is not trained");
   if (codes.rows > 0 && codes.codes == nullptr) return Status::invalid_argument("GPU upload: null codes");
   if (codes.row_bias != nullptr)
-    return Status::invalid_argument("GPU upload: a row bias is not supported (search on the CPU)");
+    return Status::invalid_argument("GPU upload: the row bias is given per search (search(..., row_bias, ...))");
   if (codes.rows >= kNoRow)
     return Status::invalid_argument("GPU upload: at most " + std::to_string(kNoRow - 1) + " rows per context");
   VECSTASH_RETURN_IF_ERROR(activate());
@@ -596,7 +601,7 @@ Status CudaContext::upload_codes(const Codec& codec, const CodeView& codes) {
 }
 
 Status CudaContext::search(MatrixView<const float> queries, const SearchParams& params, const std::uint64_t* allow,
-                           TopK* out) {
+                           const float* row_bias, TopK* out) {
   if (out == nullptr) return Status::invalid_argument("GPU search: null output");
   if (!uploaded_) return Status::failed_precondition("GPU search: no codes uploaded (call upload_codes first)");
   // The uploaded rows were checked at upload; validate the queries and parameters against the codec.
@@ -654,9 +659,13 @@ Status CudaContext::search(MatrixView<const float> queries, const SearchParams& 
   const std::size_t off_sc = layout.add(batch * k * sizeof(float));
   const std::size_t allow_words = allow != nullptr ? ceil_div(n, std::size_t{64}) : 0;
   const std::size_t off_al = layout.add(allow_words * sizeof(std::uint64_t));
+  const std::size_t off_bias = layout.add(row_bias != nullptr ? n * sizeof(float) : 0);
   VECSTASH_RETURN_IF_ERROR(search_ws_.reserve(layout.total()));
   if (allow != nullptr)
     VECSTASH_CUDA_TRY(cudaMemcpyAsync(search_ws_.as<std::uint64_t>(off_al), allow, allow_words * sizeof(std::uint64_t),
+                                      cudaMemcpyHostToDevice, stream_));
+  if (row_bias != nullptr)
+    VECSTASH_CUDA_TRY(cudaMemcpyAsync(search_ws_.as<float>(off_bias), row_bias, n * sizeof(float),
                                       cudaMemcpyHostToDevice, stream_));
 
   QueryArgs qa;
@@ -678,6 +687,7 @@ Status CudaContext::search(MatrixView<const float> queries, const SearchParams& 
   sa.row_scale = search_args_.per_vector ? row_scales_.as<float>() : nullptr;
   sa.sq_norms = has_sq_norms_ ? sq_norms_.as<float>() : nullptr;
   sa.allow = allow != nullptr ? search_ws_.as<std::uint64_t>(off_al) : nullptr;
+  sa.row_bias = row_bias != nullptr ? search_ws_.as<float>(off_bias) : nullptr;
   sa.qs = qa.qs;
   sa.qbits = qa.qbits;
   sa.c0 = qa.c0;

@@ -676,7 +676,9 @@ void expect_hub_results(const Result<std::vector<std::vector<ScoredPoint>>>& got
       EXPECT_NEAR(res[rank].score, s[rank].first, 2e-4) << what << " query " << qi << " rank " << rank;
       const bool separated = std::fabs(s[rank].first - s[rank + 1].first) > 1e-4 &&
                              (rank == 0 || std::fabs(s[rank - 1].first - s[rank].first) > 1e-4);
-      if (separated) EXPECT_EQ(res[rank].id, h.ids[s[rank].second]) << what << " query " << qi << " rank " << rank;
+      if (separated) {
+        EXPECT_EQ(res[rank].id, h.ids[s[rank].second]) << what << " query " << qi << " rank " << rank;
+      }
     }
   }
 }

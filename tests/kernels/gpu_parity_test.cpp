@@ -434,6 +434,58 @@ TEST_P(GpuSearchParity, EligibilityBitsetMatchesCpu) {
   gpu->set_tile_rows(0);
 }
 
+// A per-row term (CodeView::row_bias on the CPU, search(..., row_bias, ...) on the device), alone and
+// with an eligibility bitset: the same top-k, with the term in the scores.
+TEST_P(GpuSearchParity, RowBiasMatchesCpu) {
+  REQUIRE_GPU(gpu);
+  const SearchCase sc = GetParam();
+  constexpr std::size_t kRows = 5003, kDim = 97, kQueries = 13;
+  const Matrix base = base_rows(kRows, kDim, 47);
+  const Collection col = make_collection(sc.km, base);
+  ASSERT_TRUE(col.codec.trained());
+  const Matrix queries = queries_for(kQueries, kDim, 48);
+  // As wide as the spread of the first query's scores, so that the ranking changes.
+  Matrix plain(kQueries, kRows);
+  ASSERT_TRUE(score_all_cpu(col.codec, queries.view(), col.view(kRows), sc.metric, plain.mut()).is_ok());
+  std::vector<float> first(plain.row(0), plain.row(0) + kRows);
+  std::sort(first.begin(), first.end());
+  const float spread = std::max(first.back() - first[kRows / 2], 1.0f);
+  std::mt19937_64 rng(49);
+  std::uniform_real_distribution<float> u(-spread, spread);
+  std::vector<float> bias(kRows);
+  for (float& b : bias) b = sc.metric == Metric::kHamming ? std::round(u(rng)) + 0.25f : u(rng);
+  CodeView view = col.view(kRows);
+  view.row_bias = bias.data();
+  Matrix exact(kQueries, kRows);
+  ASSERT_TRUE(score_all_cpu(col.codec, queries.view(), view, sc.metric, exact.mut()).is_ok());
+  Tolerance tol = tolerance_for(sc.metric, queries, col);
+  if (sc.metric == Metric::kHamming) tol.relative = 1e-6;  // integer + bias: float rounding only
+  ASSERT_TRUE(gpu->upload_codes(col.codec, col.view(kRows)).is_ok());
+  const auto masks = masks_for(kRows, 10, 50);
+  for (std::size_t k : {1, 10, 100}) {
+    for (const std::uint64_t* allow : {static_cast<const std::uint64_t*>(nullptr), masks[1].second.data()}) {
+      SearchParams p;
+      p.metric = sc.metric;
+      p.k = k;
+      view.allow = allow;
+      TopK cpu;
+      ASSERT_TRUE(search_cpu(col.codec, queries.view(), view, p, &cpu).is_ok());
+      for (std::size_t tile : {0, 64}) {
+        gpu->set_tile_rows(tile);
+        TopK got;
+        const Status st = gpu->search(queries.view(), p, allow, bias.data(), &got);
+        ASSERT_TRUE(st.is_ok()) << st.to_string();
+        expect_same_topk(cpu, got, exact, kRows, sc.metric, tol,
+                         name_of(sc) + " bias k=" + std::to_string(k) + (allow ? " half" : "") +
+                             " tile=" + std::to_string(tile),
+                         allow);
+        if (HasFatalFailure()) return;
+      }
+    }
+  }
+  gpu->set_tile_rows(0);
+}
+
 INSTANTIATE_TEST_SUITE_P(KindsMetrics, GpuSearchParity, ::testing::ValuesIn(all_search_cases()),
                          [](const auto& info) { return name_of(info.param); });
 

@@ -295,7 +295,7 @@ class Collection {
   std::vector<std::size_t> live_row_list() const;  // live rows in order; caller holds a lock
   /// Exact scan on the GPU; false (with the CPU to be used) when there is none or it failed.
   bool scan_on_gpu(MatrixView<const float> queries, const kernels::SearchParams& params,
-                   const std::uint64_t* allow, kernels::TopK* out) const;
+                   const std::uint64_t* allow, const float* row_bias, kernels::TopK* out) const;
 
   EngineShared* shared_;
   const std::uint32_t cid_;

@@ -59,15 +59,20 @@ class GpuContext {
   virtual Status upload_codes(const Codec& codec, const CodeView& codes) = 0;
   /// Fused scoring + top-k over the uploaded codes for a batch of host queries.
   Status search(MatrixView<const float> queries, const SearchParams& params, TopK* out) {
-    return search(queries, params, nullptr, out);
+    return search(queries, params, nullptr, nullptr, out);
+  }
+  Status search(MatrixView<const float> queries, const SearchParams& params, const std::uint64_t* allow, TopK* out) {
+    return search(queries, params, allow, nullptr, out);
   }
   /// The same search restricted to the rows whose bit is set in `allow` (host memory, the eligibility
   /// bitset of search.h over the uploaded rows: ceil(rows / 64) words; null = every row). Returns
   /// min(k, allowed rows) real results per query, like search_cpu with CodeView::allow. The bitset is
   /// copied to the device on each call (rows / 8 bytes, into the search workspace), so it may change
-  /// between calls without a new upload_codes.
+  /// between calls without a new upload_codes. `row_bias` (host memory, one float per uploaded row, or
+  /// null) is added to each row's natural-form score before the top-k, as CodeView::row_bias in
+  /// search_cpu; it is copied on each call too (rows x 4 bytes).
   virtual Status search(MatrixView<const float> queries, const SearchParams& params, const std::uint64_t* allow,
-                        TopK* out) = 0;
+                        const float* row_bias, TopK* out) = 0;
   /// Test hook: rows per scoring tile (0 = automatic).
   virtual void set_tile_rows(std::size_t rows) = 0;
 

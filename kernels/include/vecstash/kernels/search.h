@@ -35,7 +35,8 @@ struct CodeView {
   const std::uint64_t* allow = nullptr;
   /// Per-row additive term, rows floats, or null: row r is ranked and reported by its score (natural
   /// form) plus row_bias[r], e.g. a hubness penalty (engine/anchors.h). Honoured by search_cpu and
-  /// score_all_cpu; search_i8_candidates_cpu and the GPU backend reject it (InvalidArgument).
+  /// score_all_cpu; search_i8_candidates_cpu rejects it (InvalidArgument), and the GPU backend takes
+  /// it per call (GpuContext::search(..., row_bias, ...)) and rejects it in upload_codes.
   const float* row_bias = nullptr;
 };
 
