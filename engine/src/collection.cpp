@@ -1216,27 +1216,42 @@ Result<std::vector<std::vector<ScoredPoint>>> Collection::search_impl(const Sear
   const int threads = shared_->options.threads;
   const std::size_t want = req.offset + req.limit;
   const Metric fmetric = final_metric(config_);
-  // Hubness correction: each row's final score is lowered by weight x its term (anchors.h).
-  std::vector<float> bias_final, bias_scan;
+  // Hubness correction: each row's final score is lowered by weight x its term (anchors.h). The exact
+  // scans take it as a per-row bias over all rows; an index's candidates get it one by one.
+  const std::vector<float>* terms = nullptr;
   if (hub) {
     const auto it = hubs_.find(hub->model);
     if (it == hubs_.end() || it->second.size() < rows_) {
       return Status::unavailable("collection '" + name_ + "': model '" + hub->model +
                                  "' changed during the search; retry");
     }
-    bias_final.resize(rows_);
-    for (std::size_t r = 0; r < rows_; ++r) bias_final[r] = -hub->weight * it->second[r];
+    terms = &it->second;
   }
+  // -weight x term per row, times `scale` (the natural form of the scan metric).
+  auto full_bias = [&](float scale) {
+    std::vector<float> b(rows_);
+    for (std::size_t r = 0; r < rows_; ++r) b[r] = -scale * hub->weight * (*terms)[r];
+    return b;
+  };
+  // Index candidates: add the term, then keep the best `want`.
+  auto add_terms = [&](kernels::TopK* t) {
+    for (std::size_t i = 0; i < t->ids.size(); ++i) {
+      if (t->ids[i] >= 0) t->scores[i] -= hub->weight * (*terms)[static_cast<std::size_t>(t->ids[i])];
+    }
+    sort_and_trim(t, want, higher_is_better(fmetric));
+  };
+  std::vector<float> bias_final, bias_scan;
   const MatrixView<const float> qv(q.data(), nq, dim);
   const std::vector<std::uint64_t> allow = allow_bits(req.filter);
   // No filter and no dead rows: no eligibility checks at all in the scan or the index walk.
   const bool everything = (!req.filter || req.filter->matches_all()) && live_count_ == rows_;
   const std::uint64_t* allow_ptr = everything ? nullptr : allow.data();
 
-  const float* final_bias = hub ? bias_final.data() : nullptr;
   kernels::TopK found;
   if (!state_) {
     // Not calibrated: exact float32 search over the pending rows.
+    if (hub) bias_final = full_bias(1.0f);
+    const float* final_bias = hub ? bias_final.data() : nullptr;
     kernels::SearchParams sp{fmetric, want, threads};
     VECSTASH_RETURN_IF_ERROR(kernels::search_f32(qv, MatrixView<const float>(originals_.data(), rows_, dim), sp, &found,
                                                  allow_ptr, final_bias));
@@ -1254,15 +1269,16 @@ Result<std::vector<std::vector<ScoredPoint>>> Collection::search_impl(const Sear
                                         "': the hubness correction over a binary index needs rescoring "
                                         "(kept originals); search with exact or a weight of 0");
       }
-      r = std::min<std::size_t>(kernels::kMaxK, r * kHubnessIndexOversampling);
+      // (oversampling x the results even without rescoring: the terms move points up from deep ranks)
+      r = std::min<std::size_t>(kernels::kMaxK, static_cast<std::size_t>(std::ceil(want * oversampling)) *
+                                                    kHubnessIndexOversampling);
     }
     if (hub && !use_index) {
       // The exact scan adds the term in the scan metric's natural form: a similarity s' = s - w r, or
-      // for the b1 rows of a cosine collection (ranked by squared L2, cos = 1 - d^2 / 2) d^2 + 2 w r.
-      bias_scan = bias_final;
-      if (smetric == Metric::kL2) {
-        for (float& b : bias_scan) b *= -2.0f;
-      }
+      // for the b1 rows of a cosine collection (ranked by squared L2, cos = 1 - d^2 / 2) d^2 + 2 w r;
+      // rescoring adds it to the float32 similarity.
+      bias_final = full_bias(1.0f);
+      bias_scan = smetric == Metric::kL2 ? full_bias(-2.0f) : bias_final;
     }
     // Queries in the space of the codes.
     std::vector<float> projected;
@@ -1306,9 +1322,13 @@ Result<std::vector<std::vector<ScoredPoint>>> Collection::search_impl(const Sear
       }
     }
     if (rescore) {
-      kernels::SearchParams sp{fmetric, want, threads};
+      // With an index and a hubness term: every candidate's float32 score, then the terms.
+      const bool later = hub && use_index;
+      kernels::SearchParams sp{fmetric, later ? candidates.k : want, threads};
       VECSTASH_RETURN_IF_ERROR(kernels::rescore_f32(qv, MatrixView<const float>(originals_.data(), rows_, dim),
-                                                    candidates, sp, &found, final_bias));
+                                                    candidates, sp, &found,
+                                                    hub && !use_index ? bias_final.data() : nullptr));
+      if (later) add_terms(&found);
     } else {
       found = std::move(candidates);
       // Put code scores on the scale of the metric. Inner products over PCA-centred rows miss the
@@ -1327,11 +1347,10 @@ Result<std::vector<std::vector<ScoredPoint>>> Collection::search_impl(const Sear
           if (found.ids[i * found.k + j] < 0) continue;
           if (smetric == Metric::kIp) s += shift;
           if (config_.metric == Metric::kCos && smetric == Metric::kL2) s = 1.0f - 0.5f * s;
-          // Index candidates carry no hubness term yet (the exact scan added it already).
-          if (hub && use_index) s += bias_final[static_cast<std::size_t>(found.ids[i * found.k + j])];
         }
       }
-      if (hub && use_index) sort_and_trim(&found, want, higher_is_better(fmetric));
+      // Index candidates carry no hubness term yet (the exact scan added it already).
+      if (hub && use_index) add_terms(&found);
     }
   }
 

@@ -789,6 +789,18 @@ TEST(Anchors, HubnessCorrectionOverAnIndexAndOverCodes) {
   }
   EXPECT_GE(same, 190u) << "of 200";
   expect_hub_results(c->search(r), hub_reference(*c, kDefaultHubnessNeighbours), queries_a, 0.5, "i8 exact");
+  // Without rescoring: the index's int8 scores plus the terms, against the exact int8 scan with them.
+  r.rescore = false;
+  const auto exact_codes = ids_of(c->search(r));
+  r.exact = false;
+  const auto indexed_codes = ids_of(c->search(r));
+  same = 0;
+  for (std::size_t i = 0; i < exact_codes.size(); ++i) {
+    const std::set<PointId> want(exact_codes[i].begin(), exact_codes[i].end());
+    for (const PointId& id : indexed_codes[i]) same += want.count(id);
+  }
+  EXPECT_GE(same, 190u) << "of 200, without rescoring";
+  EXPECT_NE(exact_codes, ids_of(plain_query(*c, queries_b, "model_b")));
 
   // Codes only (no originals): the terms come from the decoded codes and are recomputed when the
   // collection calibrates; e4m3 is close enough to the float32 reference for the same top 10.
