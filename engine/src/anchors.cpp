@@ -32,23 +32,9 @@ constexpr std::size_t kSelectionSample = 20000;
 constexpr std::size_t kRelativeTrainRows = 4096;
 constexpr int kKMeansIterations = 20;
 
-Status with_collection(const Status& s, const std::string& name) {
-  if (s.is_ok()) return s;
-  return Status(s.code(), "collection '" + name + "': " + s.message());
-}
-
-void normalize(float* v, std::size_t dim) {
-  double norm = 0.0;
-  for (std::size_t j = 0; j < dim; ++j) norm += static_cast<double>(v[j]) * v[j];
-  if (norm <= 0.0) return;
-  const float inv = static_cast<float>(1.0 / std::sqrt(norm));
-  for (std::size_t j = 0; j < dim; ++j) v[j] *= inv;
-}
-
 std::string_view as_chars(const std::vector<std::uint8_t>& b) {
   return {reinterpret_cast<const char*>(b.data()), b.size()};
 }
-std::vector<std::uint8_t> to_bytes(std::string_view s) { return {s.begin(), s.end()}; }
 
 bool valid_model_name(const std::string& name) {
   if (name.empty() || name.size() > 64) return false;
@@ -56,6 +42,12 @@ bool valid_model_name(const std::string& name) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
            c == '-';
   });
+}
+
+// A hubness weight, at registration or per query (NaN fails too).
+Status check_hubness_weight(float w) {
+  if (w >= 0.0f && w <= kMaxHubnessWeight) return Status::ok();
+  return Status::invalid_argument("hubness weight must be in [0, 2]");
 }
 
 bool relative_kind_ok(CodeKind k) {
@@ -787,9 +779,7 @@ Result<ModelInfo> Collection::register_model(const ModelRequest& req) {
   const bool euclidean = config_.metric == Metric::kL2;
   const float hub_weight = req.hubness_weight.value_or(
       euclidean || m < kHubnessDefaultMinAnchors ? 0.0f : kDefaultHubnessWeight);
-  if (!(hub_weight >= 0.0f && hub_weight <= kMaxHubnessWeight)) {
-    return Status::invalid_argument("hubness weight must be in [0, 2]");
-  }
+  VECSTASH_RETURN_IF_ERROR(check_hubness_weight(hub_weight));
   if (euclidean && hub_weight > 0.0f) {
     return Status::invalid_argument("the hubness correction needs a cosine or dot collection; '" + name_ +
                                     "' is Euclidean (set its weight to 0)");
@@ -997,9 +987,7 @@ Result<std::vector<std::vector<ScoredPoint>>> Collection::search_space(const Sea
     VECSTASH_RETURN_IF_ERROR(model.local.apply(qv, MatrixView<float>(mapped.data(), nq, config_.dim), threads));
   }
   const float hub_weight = req.space.hubness_weight.value_or(model.info.hubness_weight);
-  if (!(hub_weight >= 0.0f && hub_weight <= kMaxHubnessWeight)) {
-    return Status::invalid_argument("hubness weight must be in [0, 2]");
-  }
+  VECSTASH_RETURN_IF_ERROR(check_hubness_weight(hub_weight));
   if (hub_weight > 0.0f && model.info.hubness_weight <= 0.0f) {
     return Status::invalid_argument("model '" + name +
                                     "' was registered without the hubness correction (weight 0); register it "

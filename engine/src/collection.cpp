@@ -41,15 +41,6 @@ void grow(std::vector<T>& v, std::size_t n) {
   v.resize(n);
 }
 
-// Scale `v` (dim floats) to unit L2 norm in place; a zero vector stays zero.
-void normalize(float* v, std::size_t dim) {
-  double norm = 0.0;
-  for (std::size_t j = 0; j < dim; ++j) norm += static_cast<double>(v[j]) * v[j];
-  if (norm <= 0.0) return;
-  const float inv = static_cast<float>(1.0 / std::sqrt(norm));
-  for (std::size_t j = 0; j < dim; ++j) v[j] *= inv;
-}
-
 std::string float_bytes(std::span<const float> v) {
   std::string out(v.size() * 4, '\0');
   for (std::size_t i = 0; i < v.size(); ++i) {
@@ -75,11 +66,6 @@ std::string payload_bytes(const nlohmann::json& payload) {
   return out;
 }
 
-Status with_collection(const Status& s, const std::string& name) {
-  if (s.is_ok()) return s;
-  return Status(s.code(), "collection '" + name + "': " + s.message());
-}
-
 std::optional<Durability> durability_of(const WriteOptions& o) {
   if (!o.sync) return std::nullopt;
   return *o.sync ? Durability::kSync : Durability::kRelaxed;
@@ -92,8 +78,6 @@ bool scan_needs_norms(const CollectionConfig& c) {
   if (m == Metric::kCos) return true;
   return m == Metric::kL2 && c.codec.kind != CodeKind::kB1;
 }
-
-std::vector<std::uint8_t> to_bytes(std::string_view s) { return {s.begin(), s.end()}; }
 
 }  // namespace
 
@@ -1278,7 +1262,7 @@ Result<std::vector<std::vector<ScoredPoint>>> Collection::search_impl(const Sear
       // for the b1 rows of a cosine collection (ranked by squared L2, cos = 1 - d^2 / 2) d^2 + 2 w r;
       // rescoring adds it to the float32 similarity.
       bias_final = full_bias(1.0f);
-      bias_scan = smetric == Metric::kL2 ? full_bias(-2.0f) : bias_final;
+      if (smetric == Metric::kL2) bias_scan = full_bias(-2.0f);
     }
     // Queries in the space of the codes.
     std::vector<float> projected;
@@ -1308,7 +1292,7 @@ Result<std::vector<std::vector<ScoredPoint>>> Collection::search_impl(const Sear
       }
     } else {
       kernels::CodeView view{codes_.data(), rows_, norms_.empty() ? nullptr : norms_.data(), allow_ptr,
-                             hub ? bias_scan.data() : nullptr};
+                             !hub ? nullptr : smetric == Metric::kL2 ? bias_scan.data() : bias_final.data()};
       kernels::SearchParams sp{smetric, r, threads};
       if (scan_on_gpu(qs, sp, allow_ptr, view.row_bias, &candidates)) {
         // done on the device

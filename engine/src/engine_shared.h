@@ -2,11 +2,14 @@
 #pragma once
 
 #include <atomic>
+#include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "vecstash/engine/engine.h"
 #include "vecstash/engine/point_id.h"
@@ -41,6 +44,23 @@ struct EngineShared {
 //   originals cid id                         -> dim little-endian float32
 //   payloads  cid id                         -> 0x01, JSON text
 //   index     cid                            -> blob VSIS: generation, epoch, rows covered, AnnIndex blob
+// `s` with "collection '<name>': " in front of its message (ok stays ok).
+inline Status with_collection(const Status& s, const std::string& name) {
+  if (s.is_ok()) return s;
+  return Status(s.code(), "collection '" + name + "': " + s.message());
+}
+
+// Scale `v` (dim floats) to unit L2 norm in place; a zero vector stays zero.
+inline void normalize(float* v, std::size_t dim) {
+  double norm = 0.0;
+  for (std::size_t j = 0; j < dim; ++j) norm += static_cast<double>(v[j]) * v[j];
+  if (norm <= 0.0) return;
+  const float inv = static_cast<float>(1.0 / std::sqrt(norm));
+  for (std::size_t j = 0; j < dim; ++j) v[j] *= inv;
+}
+
+inline std::vector<std::uint8_t> to_bytes(std::string_view s) { return {s.begin(), s.end()}; }
+
 namespace keys {
 
 inline std::string cid(std::uint32_t c) {

@@ -29,17 +29,7 @@ constexpr std::size_t kDimB = 32;
 
 // Clustered rows (a shared offset, 16 centres, noise), like embeddings.
 Matrix clustered(std::size_t n, std::size_t d, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> g(0.0f, 1.0f);
-  Matrix centres(16, d), out(n, d);
-  std::vector<float> offset(d);
-  for (auto& v : offset) v = 0.4f * g(rng);
-  for (auto& v : centres.data) v = g(rng);
-  for (std::size_t i = 0; i < n; ++i) {
-    const float* c = centres.row(rng() % 16);
-    for (std::size_t j = 0; j < d; ++j) out.row(i)[j] = offset[j] + c[j] + 0.5f * g(rng);
-  }
-  return out;
+  return testing::clustered_rows(n, d, seed, 16, 0.4f, 0.5f);
 }
 
 // A kDimA x kDimB matrix with orthonormal rows: x -> x Q is an isometry from model A's space into

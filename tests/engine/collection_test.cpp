@@ -31,17 +31,7 @@ using testing::TempDir;
 
 // Clustered rows, like real embeddings: a shared offset, 32 centres, per-row noise.
 Matrix clustered(std::size_t n, std::size_t d, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> g(0.0f, 1.0f);
-  Matrix centres(32, d), out(n, d);
-  std::vector<float> offset(d);
-  for (auto& v : offset) v = 0.5f * g(rng);
-  for (auto& v : centres.data) v = g(rng);
-  for (std::size_t i = 0; i < n; ++i) {
-    const float* c = centres.row(rng() % 32);
-    for (std::size_t j = 0; j < d; ++j) out.row(i)[j] = offset[j] + c[j] + 0.6f * g(rng);
-  }
-  return out;
+  return testing::clustered_rows(n, d, seed, 32, 0.5f, 0.6f);
 }
 
 std::unique_ptr<Engine> open_engine(const std::filesystem::path& dir, EngineOptions o = {}) {

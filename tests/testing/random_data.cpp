@@ -13,6 +13,21 @@ Matrix gaussian(std::size_t rows, std::size_t cols, std::uint64_t seed, float me
   return m;
 }
 
+Matrix clustered_rows(std::size_t rows, std::size_t cols, std::uint64_t seed, std::size_t centres, float offset_sd,
+                      float noise_sd) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  Matrix c(centres, cols), out(rows, cols);
+  std::vector<float> offset(cols);
+  for (auto& v : offset) v = offset_sd * g(rng);
+  for (auto& v : c.data) v = g(rng);
+  for (std::size_t i = 0; i < rows; ++i) {
+    const float* centre = c.row(rng() % centres);
+    for (std::size_t j = 0; j < cols; ++j) out.row(i)[j] = offset[j] + centre[j] + noise_sd * g(rng);
+  }
+  return out;
+}
+
 Matrix anisotropic(std::size_t rows, std::size_t cols, std::uint64_t seed) {
   Matrix m(rows, cols);
   std::mt19937_64 rng(seed);

@@ -26,6 +26,10 @@ struct Matrix {
 Matrix gaussian(std::size_t rows, std::size_t cols, std::uint64_t seed, float mean = 0.0f, float stddev = 1.0f);
 /// Anisotropic data: column j has its own mean and spread (like real embeddings).
 Matrix anisotropic(std::size_t rows, std::size_t cols, std::uint64_t seed);
+/// Clustered rows, like embeddings: offset + a random one of `centres` N(0, 1) centres + noise, the
+/// offset N(0, offset_sd^2) per column (shared by all rows) and the noise N(0, noise_sd^2) per entry.
+Matrix clustered_rows(std::size_t rows, std::size_t cols, std::uint64_t seed, std::size_t centres, float offset_sd,
+                      float noise_sd);
 /// Rows = mean + U * diag(sigmas) * z + noise * e, U a random orthonormal cols x rank basis.
 /// `basis` (rank x cols) receives U^T when non-null.
 Matrix planted_low_rank(std::size_t rows, std::size_t cols, const std::vector<float>& sigmas, float noise,
