@@ -194,8 +194,7 @@ json vector_json(const std::vector<float>& v, const CollectionConfig& cfg) {
 }
 
 json point_json(const PointId& id, const std::optional<json>& payload, const std::optional<std::vector<float>>& vec,
-                const PayloadSelector& sel, bool with_vector, const CollectionConfig& cfg,
-                std::optional<float> score) {
+                const PayloadSelector& sel, bool with_vector, const CollectionConfig& cfg, std::optional<float> score) {
   json j = json::object();
   j["id"] = id.to_json();
   if (score) {
@@ -281,7 +280,8 @@ Status read_search_params(const json& body, Query* q) {
     auto over = read_number(*qz, "oversampling");
     if (!over) return over.status();
     if (over.value()) {
-      if (*over.value() < 1.0 || *over.value() > 100.0) return bad("params.quantization.oversampling must be in [1, 100]");
+      if (*over.value() < 1.0 || *over.value() > 100.0)
+        return bad("params.quantization.oversampling must be in [1, 100]");
       q->oversampling = *over.value();
     }
   }
@@ -341,10 +341,10 @@ Status read_query_options(const json& body, const CollectionConfig& cfg, const A
 
 /// QueryRequest (POST points/query): query = vector | {"nearest": vector | id} | id | absent.
 Result<Query> parse_query(const json& body, const Collection& c, const ApiLimits& limits) {
-  VECSTASH_RETURN_IF_ERROR(check_fields(body, "query request",
-                                        {"shard_key", "prefetch", "query", "using", "filter", "params",
-                                         "score_threshold", "limit", "offset", "with_vector", "with_payload",
-                                         "lookup_from", "timeout"}));
+  VECSTASH_RETURN_IF_ERROR(
+      check_fields(body, "query request",
+                   {"shard_key", "prefetch", "query", "using", "filter", "params", "score_threshold", "limit", "offset",
+                    "with_vector", "with_payload", "lookup_from", "timeout"}));
   const CollectionConfig& cfg = c.config();
   Query q;
   if (const json* pf = field(body, "prefetch")) {
@@ -365,7 +365,8 @@ Result<Query> parse_query(const json& body, const Collection& c, const ApiLimits
           auto diversity = read_number(*mmr, "diversity");
           if (!diversity) return diversity.status();
           q.mmr_diversity = diversity.value().value_or(0.5);
-          if (*q.mmr_diversity < 0.0 || *q.mmr_diversity > 1.0) return bad("Wrong input: mmr.diversity must be in [0, 1]");
+          if (*q.mmr_diversity < 0.0 || *q.mmr_diversity > 1.0)
+            return bad("Wrong input: mmr.diversity must be in [0, 1]");
           auto candidates = read_count(*mmr, "candidates_limit", 0);
           if (!candidates) return candidates.status();
           q.mmr_candidates = candidates.value();
@@ -517,7 +518,8 @@ Result<json> run_query(const Query& q, const Collection& c) {
   }
   if (q.mmr_diversity) {
     // MMR needs the candidates' vectors; offset and limit apply to the re-ranked list.
-    req.limit = std::min<std::size_t>(kernels_max_k(), std::max(q.mmr_candidates, q.offset + q.limit) + (q.exclude ? 1 : 0));
+    req.limit =
+        std::min<std::size_t>(kernels_max_k(), std::max(q.mmr_candidates, q.offset + q.limit) + (q.exclude ? 1 : 0));
     req.offset = 0;
   }
   req.filter = filter;
@@ -613,10 +615,14 @@ Result<Metric> read_distance(const json& v) {
 
 std::string_view distance_name(Metric m) {
   switch (m) {
-    case Metric::kCos: return "Cosine";
-    case Metric::kIp: return "Dot";
-    case Metric::kL2: return "Euclid";
-    default: break;
+    case Metric::kCos:
+      return "Cosine";
+    case Metric::kIp:
+      return "Dot";
+    case Metric::kL2:
+      return "Euclid";
+    default:
+      break;
   }
   return "Dot";
 }
@@ -632,19 +638,22 @@ Status apply_quantization(const json& qc, json* engine_json) {
   if (codec.is_null()) codec = json::object();
   const bool ours = codec.contains("kind");
   if (kind == "scalar") {
-    VECSTASH_RETURN_IF_ERROR(check_fields(v, "quantization_config.scalar", {"type", "quantile", "always_ram", "memory"}));
+    VECSTASH_RETURN_IF_ERROR(
+        check_fields(v, "quantization_config.scalar", {"type", "quantile", "always_ram", "memory"}));
     const json* type = field(v, "type");
     if (!type || *type != "int8") return bad("Wrong input: quantization_config.scalar.type must be \"int8\"");
     auto q = read_number(v, "quantile");
     if (!q) return q.status();
-    if (ours && codec["kind"] != "i8") return bad("Wrong input: quantization_config (int8) contradicts vecstash.codec.kind");
+    if (ours && codec["kind"] != "i8")
+      return bad("Wrong input: quantization_config (int8) contradicts vecstash.codec.kind");
     codec["kind"] = "i8";
     if (q.value()) {
       const double quantile = *q.value();
       // Qdrant allows [0.5, 1]; vecstash clips at most 10 % of each tail (int8_clip_percent < 10).
       if (!(quantile > 0.8 && quantile <= 1.0)) {
-        return bad("Wrong input: quantization_config.scalar.quantile must be in (0.8, 1] (vecstash clips less than 10 % "
-                   "of each tail)");
+        return bad(
+            "Wrong input: quantization_config.scalar.quantile must be in (0.8, 1] (vecstash clips less than 10 % "
+            "of each tail)");
       }
       if (!codec.contains("int8_clip_percent")) codec["int8_clip_percent"] = (1.0 - quantile) * 50.0;
     }
@@ -656,11 +665,13 @@ Status apply_quantization(const json& qc, json* engine_json) {
     if (const json* enc = field(v, "encoding"); enc && *enc != "one_bit") {
       return bad("Wrong input: quantization_config.binary.encoding: only one_bit is supported");
     }
-    if (ours && codec["kind"] != "b1") return bad("Wrong input: quantization_config (binary) contradicts vecstash.codec.kind");
+    if (ours && codec["kind"] != "b1")
+      return bad("Wrong input: quantization_config (binary) contradicts vecstash.codec.kind");
     codec["kind"] = "b1";
     return Status::ok();
   }
-  if (kind == "product") return bad("Wrong input: product quantization is not supported (use vecstash.index \"IVF...,PQ...\")");
+  if (kind == "product")
+    return bad("Wrong input: product quantization is not supported (use vecstash.index \"IVF...,PQ...\")");
   return bad("Json deserialize error: unknown quantization `" + kind + "`");
 }
 
@@ -721,11 +732,11 @@ Result<json> Service::Impl::create_collection(Call& c) {
   const std::string& name = c.params[0];
   if (const Status s = engine::validate_collection_name(name); !s.is_ok()) return bad("Wrong input: " + s.message());
   const json& b = c.body;
-  VECSTASH_RETURN_IF_ERROR(check_fields(b, "create collection",
-                                        {"vectors", "sparse_vectors", "hnsw_config", "quantization_config",
-                                         "optimizers_config", "wal_config", "shard_number", "sharding_method",
-                                         "replication_factor", "write_consistency_factor", "on_disk_payload",
-                                         "strict_mode_config", "metadata", "init_from", "timeout", "vecstash"}));
+  VECSTASH_RETURN_IF_ERROR(
+      check_fields(b, "create collection",
+                   {"vectors", "sparse_vectors", "hnsw_config", "quantization_config", "optimizers_config",
+                    "wal_config", "shard_number", "sharding_method", "replication_factor", "write_consistency_factor",
+                    "on_disk_payload", "strict_mode_config", "metadata", "init_from", "timeout", "vecstash"}));
   if (field(b, "init_from")) return bad("Wrong input: `init_from` is not supported");
   if (const json* md = field(b, "metadata"); md && !(md->is_object() && md->empty())) {
     return bad("Wrong input: collection `metadata` is not supported yet");
@@ -750,14 +761,15 @@ Result<json> Service::Impl::create_collection(Call& c) {
   const json* params = vectors;
   if (!vectors->contains("size")) {
     if (vectors->size() != 1) {
-      return bad("Wrong input: vecstash stores one dense vector per collection; got " + std::to_string(vectors->size()) +
-                 " named vectors");
+      return bad("Wrong input: vecstash stores one dense vector per collection; got " +
+                 std::to_string(vectors->size()) + " named vectors");
     }
     vector_name = vectors->begin().key();
     params = &vectors->begin().value();
   }
-  VECSTASH_RETURN_IF_ERROR(check_fields(*params, "vectors", {"size", "distance", "on_disk", "hnsw_config",
-                                                             "quantization_config", "datatype", "multivector_config"}));
+  VECSTASH_RETURN_IF_ERROR(check_fields(
+      *params, "vectors",
+      {"size", "distance", "on_disk", "hnsw_config", "quantization_config", "datatype", "multivector_config"}));
   if (field(*params, "multivector_config")) return bad("Wrong input: multivectors are not supported");
   auto size = read_count(*params, "size", 0);
   if (!size) return size.status();
@@ -911,7 +923,8 @@ Result<json> Service::Impl::upsert_points(Call& c) {
   if (points) {
     if (!points->is_array()) return bad("Json deserialize error: `points` must be a list");
     if (points->size() > max) {
-      return bad("Wrong input: at most " + std::to_string(max) + " points per request, got " + std::to_string(points->size()));
+      return bad("Wrong input: at most " + std::to_string(max) + " points per request, got " +
+                 std::to_string(points->size()));
     }
     for (std::size_t i = 0; i < points->size(); ++i) {
       const json& p = (*points)[i];
@@ -942,7 +955,8 @@ Result<json> Service::Impl::upsert_points(Call& c) {
     const json* rows = bv;
     if (bv->is_object()) {
       const std::string mine = cfg.vector_name.value_or("");
-      if (bv->size() != 1 || !bv->contains(mine)) return bad("Wrong input: Not existing vector name error in batch.vectors");
+      if (bv->size() != 1 || !bv->contains(mine))
+        return bad("Wrong input: Not existing vector name error in batch.vectors");
       rows = &bv->at(mine);
     }
     if (!rows->is_array() || rows->size() != ids.size()) {
@@ -993,7 +1007,8 @@ Result<json> Service::Impl::retrieve_points(Call& c) {
   auto recs = col.value()->retrieve(ids.value(), sel->enabled, wv.value());
   if (!recs) return recs.status();
   json out = json::array();
-  for (const auto& r : recs.value()) out.push_back(point_json(r.id, r.payload, r.vector, sel.value(), wv.value(), cfg, {}));
+  for (const auto& r : recs.value())
+    out.push_back(point_json(r.id, r.payload, r.vector, sel.value(), wv.value(), cfg, {}));
   return out;
 }
 
@@ -1108,15 +1123,13 @@ Result<json> Service::Impl::query_batch(Call& c) {
   return run_batch(*this, c, {"searches", "timeout"}, parse_query, true);
 }
 
-Result<json> Service::Impl::search_batch(Call& c) {
-  return run_batch(*this, c, {"searches"}, parse_search, false);
-}
+Result<json> Service::Impl::search_batch(Call& c) { return run_batch(*this, c, {"searches"}, parse_search, false); }
 
 Result<json> Service::Impl::scroll_points(Call& c) {
   auto col = collection(c.params[0]);
   if (!col) return col.status();
-  VECSTASH_RETURN_IF_ERROR(check_fields(c.body, "scroll", {"offset", "limit", "filter", "with_payload", "with_vector",
-                                                           "order_by", "shard_key"}));
+  VECSTASH_RETURN_IF_ERROR(check_fields(
+      c.body, "scroll", {"offset", "limit", "filter", "with_payload", "with_vector", "order_by", "shard_key"}));
   if (field(c.body, "order_by")) return bad("Wrong input: `order_by` is not supported (points come in id order)");
   const CollectionConfig& cfg = col.value()->config();
   engine::ScrollRequest sr;
@@ -1143,7 +1156,8 @@ Result<json> Service::Impl::scroll_points(Call& c) {
   auto page = col.value()->scroll(sr);
   if (!page) return page.status();
   json pts = json::array();
-  for (const auto& r : page->points) pts.push_back(point_json(r.id, r.payload, r.vector, sel.value(), wv.value(), cfg, {}));
+  for (const auto& r : page->points)
+    pts.push_back(point_json(r.id, r.payload, r.vector, sel.value(), wv.value(), cfg, {}));
   return json{{"points", pts}, {"next_page_offset", page->next_offset ? page->next_offset->to_json() : json(nullptr)}};
 }
 
@@ -1155,7 +1169,9 @@ Result<json> Service::Impl::count_points(Call& c) {
   if (!exact) return exact.status();
   auto filter = read_filter(c.body);
   if (!filter) return filter.status();
-  return json{{"count", col.value()->count(filter.value() ? &*filter.value() : nullptr)}};
+  auto n = col.value()->count(filter.value() ? &*filter.value() : nullptr);
+  if (!n) return n.status();
+  return json{{"count", *n}};
 }
 
 // ---- vecstash's own endpoints ------------------------------------------------------------------
@@ -1166,7 +1182,8 @@ Result<json> Service::Impl::compression_report(Call& c) {
   auto number_param = [&c](const char* name, std::size_t def) -> Result<std::size_t> {
     const std::string* v = c.req.param(name);
     if (!v) return def;
-    if (v->empty() || v->size() > 9 || !std::all_of(v->begin(), v->end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
+    if (v->empty() || v->size() > 9 ||
+        !std::all_of(v->begin(), v->end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
       return bad(std::string("Wrong input: query parameter `") + name + "` must be a positive integer");
     }
     return static_cast<std::size_t>(std::stoul(*v));
@@ -1223,7 +1240,9 @@ Result<json> Service::Impl::calibrate(Call& c) {
   if (!col) return col.status();
   VECSTASH_RETURN_IF_ERROR(col.value()->calibrate());
   const engine::CollectionInfo info = col.value()->info();
-  return json{{"calibrated", info.calibrated}, {"code_dim", info.code_dim}, {"code_bytes", info.code_bytes},
+  return json{{"calibrated", info.calibrated},
+              {"code_dim", info.code_dim},
+              {"code_bytes", info.code_bytes},
               {"generation", info.generation}};
 }
 

@@ -10,7 +10,9 @@
 #include <unordered_set>
 
 #include "anchor_state.h"
+#include "collection_state.h"
 #include "engine_shared.h"
+#include "row_store.h"
 #include "vecstash/common/blob.h"
 #include "vecstash/common/log.h"
 #include "vecstash/kernels/search.h"
@@ -386,22 +388,6 @@ Status ModelState::map_anchors(bool cosine, int threads) {
 
 // ---- relative vectors ----------------------------------------------------------------------------
 
-std::vector<float> Collection::stored_rows(std::span<const std::size_t> rows) const {
-  const std::size_t dim = config_.dim;
-  std::vector<float> out(rows.size() * dim);
-  if (!originals_.empty()) {
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-      std::copy_n(originals_.data() + rows[i] * dim, dim, out.data() + i * dim);
-    }
-    return out;
-  }
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    const std::vector<float> v = reconstruct(rows[i]);
-    std::copy(v.begin(), v.end(), out.begin() + static_cast<std::ptrdiff_t>(i * dim));
-  }
-  return out;
-}
-
 Status Collection::relative_of(const AnchorState& a, MatrixView<const float> rows, std::span<std::uint8_t> codes,
                                std::span<float> norms) const {
   EngineShared* shared = shared_;
@@ -421,8 +407,9 @@ Status Collection::for_stored_blocks(std::size_t first, std::size_t count,
     const std::size_t n = std::min(kRelativeChunk, count - begin);
     std::vector<std::size_t> rows(n);
     std::iota(rows.begin(), rows.end(), first + begin);
-    const std::vector<float> x = stored_rows(rows);
-    VECSTASH_RETURN_IF_ERROR(fn(begin, MatrixView<const float>(x.data(), n, config_.dim)));
+    auto x = stored_rows(rows);
+    if (!x.is_ok()) return x.status();
+    VECSTASH_RETURN_IF_ERROR(fn(begin, MatrixView<const float>(x->data(), n, config_.dim)));
   }
   return Status::ok();
 }
@@ -443,11 +430,11 @@ Status Collection::refresh_derived_locked() {
   if (!a) return Status::ok();
   std::vector<std::uint8_t> codes;
   std::vector<float> norms;
-  if (a->store_relative) VECSTASH_RETURN_IF_ERROR(compute_relative(*a, 0, rows_, &codes, &norms));
+  if (a->store_relative) VECSTASH_RETURN_IF_ERROR(compute_relative(*a, 0, rows_->rows(), &codes, &norms));
   std::unordered_map<std::string, std::vector<float>> hubs;
   for (const auto& [model_name, model] : a->models) {
     if (model->info.hubness_weight <= 0.0f) continue;
-    VECSTASH_RETURN_IF_ERROR(compute_hubness(*model, 0, rows_, &hubs[model_name]));
+    VECSTASH_RETURN_IF_ERROR(compute_hubness(*model, 0, rows_->rows(), &hubs[model_name]));
   }
   std::unique_lock lock(mu_);
   if (a->store_relative) {
@@ -504,7 +491,7 @@ Result<AnchorInfo> Collection::set_anchors(const AnchorRequest& req) {
     return Status::invalid_argument("relative vectors: name '" + req.relative_name +
                                     "' is the collection's vector name");
   }
-  const std::vector<std::size_t> live = live_row_list();
+  const std::vector<std::size_t> live = rows_->live_rows();
   auto a = std::make_shared<AnchorState>();
   a->version = (anchors_ ? anchors_->version : 0) + 1;
   a->strategy = req.strategy;
@@ -543,7 +530,9 @@ Result<AnchorInfo> Collection::set_anchors(const AnchorRequest& req) {
         pool.resize(kSelectionSample);
         std::sort(pool.begin(), pool.end());
       }
-      const std::vector<float> x = stored_rows(pool);
+      auto pool_rows = stored_rows(pool);
+      if (!pool_rows.is_ok()) return with_collection(pool_rows.status(), name_);
+      const std::vector<float> x = std::move(*pool_rows);
       const std::size_t n = pool.size();
       if (req.strategy == AnchorStrategy::kFarthest) {
         std::mt19937_64 rng(req.seed);
@@ -608,7 +597,7 @@ Result<AnchorInfo> Collection::set_anchors(const AnchorRequest& req) {
       std::shared_lock lock(mu_);
       for (const PointId& id : req.ids) {
         if (!seen.insert(id).second) return Status::invalid_argument("anchors: id " + id.to_string() + " given twice");
-        const auto row = id_to_row_.find(id, row_ids_);
+        const auto row = rows_->find(id);
         if (!row) return Status::not_found("anchors: point " + id.to_string() + " does not exist");
         chosen.push_back(*row);
       }
@@ -643,9 +632,11 @@ Result<AnchorInfo> Collection::set_anchors(const AnchorRequest& req) {
     }
   }
   if (req.strategy != AnchorStrategy::kVectors) {
-    a->vectors = stored_rows(chosen);
+    auto vectors = stored_rows(chosen);
+    if (!vectors.is_ok()) return with_collection(vectors.status(), name_);
+    a->vectors = std::move(*vectors);
     std::shared_lock lock(mu_);
-    for (std::size_t row : chosen) a->ids.push_back(row_ids_[row]);
+    for (std::size_t row : chosen) a->ids.push_back(rows_->id(row));
   }
   const std::size_t m = a->ids.size();
   auto basis = kernels::RelativeBasis::make(MatrixView<const float>(a->vectors.data(), m, dim),
@@ -660,7 +651,9 @@ Result<AnchorInfo> Collection::set_anchors(const AnchorRequest& req) {
     std::size_t n = 0;
     if (live.size() >= 2) {
       const std::vector<std::size_t> sample = spaced(live, kRelativeTrainRows);
-      x = stored_rows(sample);
+      auto sampled = stored_rows(sample);
+      if (!sampled.is_ok()) return with_collection(sampled.status(), name_);
+      x = std::move(*sampled);
       n = sample.size();
     } else {
       x = a->vectors;
@@ -679,7 +672,7 @@ Result<AnchorInfo> Collection::set_anchors(const AnchorRequest& req) {
   std::vector<std::uint8_t> codes;
   std::vector<float> norms;
   if (a->store_relative)
-    VECSTASH_RETURN_IF_ERROR(with_collection(compute_relative(*a, 0, rows_, &codes, &norms), name_));
+    VECSTASH_RETURN_IF_ERROR(with_collection(compute_relative(*a, 0, rows_->rows(), &codes, &norms), name_));
 
   storage::WriteBatch batch;
   const auto blob = a->serialize();
@@ -777,8 +770,8 @@ Result<ModelInfo> Collection::register_model(const ModelRequest& req) {
   }
   if (!(req.lambda >= 0.0 && req.lambda <= 1e6)) return Status::invalid_argument("lambda must be in [0, 1e6]");
   const bool euclidean = config_.metric == Metric::kL2;
-  const float hub_weight = req.hubness_weight.value_or(
-      euclidean || m < kHubnessDefaultMinAnchors ? 0.0f : kDefaultHubnessWeight);
+  const float hub_weight =
+      req.hubness_weight.value_or(euclidean || m < kHubnessDefaultMinAnchors ? 0.0f : kDefaultHubnessWeight);
   VECSTASH_RETURN_IF_ERROR(check_hubness_weight(hub_weight));
   if (euclidean && hub_weight > 0.0f) {
     return Status::invalid_argument("the hubness correction needs a cosine or dot collection; '" + name_ +
@@ -825,9 +818,11 @@ Result<ModelInfo> Collection::register_model(const ModelRequest& req) {
           dst, kernels::LocalCorrectionOptions{req.local_neighbours, req.local_temperature, req.local_weight, true},
           shared_->options.threads),
       name_));
-  VECSTASH_RETURN_IF_ERROR(with_collection(model->map_anchors(config_.metric == Metric::kCos, shared_->options.threads), name_));
+  VECSTASH_RETURN_IF_ERROR(
+      with_collection(model->map_anchors(config_.metric == Metric::kCos, shared_->options.threads), name_));
   std::vector<float> hub;
-  if (hub_weight > 0.0f) VECSTASH_RETURN_IF_ERROR(with_collection(compute_hubness(*model, 0, rows_, &hub), name_));
+  if (hub_weight > 0.0f)
+    VECSTASH_RETURN_IF_ERROR(with_collection(compute_hubness(*model, 0, rows_->rows(), &hub), name_));
 
   const auto blob = model->serialize();
   VECSTASH_RETURN_IF_ERROR(
@@ -1020,7 +1015,9 @@ Result<std::vector<std::vector<ScoredPoint>>> Collection::search_relative(const 
   if (!anchors_ || anchors_->version != a.version) {
     return Status::unavailable("collection '" + name_ + "': the anchor set changed during the search; retry");
   }
-  const std::vector<std::uint64_t> allow = allow_bits(req.filter);
+  auto allowed = allow_bits(req.filter);
+  if (!allowed.is_ok()) return with_collection(allowed.status(), name_);
+  const std::vector<std::uint64_t>& allow = *allowed;
   const std::size_t rows = rel_norms_.size();
   kernels::CodeView view{rel_codes_.data(), rows, rel_norms_.data(), allow.data()};
   kernels::TopK found;

@@ -582,27 +582,27 @@ Status AnnIndex::Impl::run_hnsw(const float* fq, const std::uint8_t* bq, std::si
   // the caller), each thread with its own distance computer, visited marks and buffers.
 #pragma omp parallel if (nq > 1)
   {
-  thread_local VisitedMarks visited;
-  std::unique_ptr<faiss::DistanceComputer> dc = hnsw_distance();
-  std::vector<float> d(k);
-  std::vector<FaissIdx> ids(k);
+    thread_local VisitedMarks visited;
+    std::unique_ptr<faiss::DistanceComputer> dc = hnsw_distance();
+    std::vector<float> d(k);
+    std::vector<FaissIdx> ids(k);
 #pragma omp for schedule(dynamic, 4)
-  for (std::size_t q = 0; q < nq; ++q) {
-    // FlatHammingDis reads the query code through the float pointer, as IndexBinaryHNSW does.
-    dc->set_query(binary ? reinterpret_cast<const float*>(bq + q * code_size()) : fq + q * core->d);
-    int e = ef;
-    std::size_t found = 0;
-    for (;;) {
-      found = hnsw_walk(*hnsw, *dc, k, e, filter, n, visited, d.data(), ids.data());
-      if (filter == nullptr || found >= k) break;
-      if (e >= ef_cap || static_cast<std::size_t>(e) >= n) {
-        found = scan_with_distance(*dc, k, *filter, n, d.data(), ids.data());
-        break;
+    for (std::size_t q = 0; q < nq; ++q) {
+      // FlatHammingDis reads the query code through the float pointer, as IndexBinaryHNSW does.
+      dc->set_query(binary ? reinterpret_cast<const float*>(bq + q * code_size()) : fq + q * core->d);
+      int e = ef;
+      std::size_t found = 0;
+      for (;;) {
+        found = hnsw_walk(*hnsw, *dc, k, e, filter, n, visited, d.data(), ids.data());
+        if (filter == nullptr || found >= k) break;
+        if (e >= ef_cap || static_cast<std::size_t>(e) >= n) {
+          found = scan_with_distance(*dc, k, *filter, n, d.data(), ids.data());
+          break;
+        }
+        e = static_cast<int>(std::min<long long>(static_cast<long long>(e) * 4, ef_cap));
       }
-      e = static_cast<int>(std::min<long long>(static_cast<long long>(e) * 4, ef_cap));
+      writer.write(q, d.data(), ids.data(), found, negate, nullptr);
     }
-    writer.write(q, d.data(), ids.data(), found, negate, nullptr);
-  }
   }
   return Status::ok();
 }
@@ -849,14 +849,14 @@ std::size_t AnnIndex::memory_bytes() const {
   return bytes;
 }
 
-int AnnIndex::ef_construction() const noexcept {
-  return impl_->hnsw != nullptr ? impl_->hnsw->efConstruction : 0;
-}
+int AnnIndex::ef_construction() const noexcept { return impl_->hnsw != nullptr ? impl_->hnsw->efConstruction : 0; }
 
 Status AnnIndex::set_ef_construction(int ef) {
   Impl& m = *impl_;
-  if (m.hnsw == nullptr) return Status::invalid_argument(m.name() + " is not an HNSW index: efConstruction does not apply");
-  if (ef < 1 || ef > 4096) return Status::invalid_argument("HNSW efConstruction must be in [1, 4096], got " + std::to_string(ef));
+  if (m.hnsw == nullptr)
+    return Status::invalid_argument(m.name() + " is not an HNSW index: efConstruction does not apply");
+  if (ef < 1 || ef > 4096)
+    return Status::invalid_argument("HNSW efConstruction must be in [1, 4096], got " + std::to_string(ef));
   if (m.ntotal() > 0) return Status::invalid_argument(m.name() + ": efConstruction is set before rows are added");
   // The walk reads the graph through const pointers; the build parameter lives in the same struct.
   const_cast<faiss::HNSW*>(m.hnsw)->efConstruction = ef;

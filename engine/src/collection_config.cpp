@@ -1,9 +1,8 @@
 #include "vecstash/engine/collection_config.h"
 
 #include <cmath>
-#include <set>
-
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "vecstash/engine/ann_index.h"
 
@@ -84,12 +83,17 @@ Status CollectionConfig::validate() const {
     return Status::invalid_argument("hnsw_ef_construction must be in [0, 4096] (0 = FAISS's default, 40)");
   }
   if (hnsw_ef_construction > 0 && index.find("HNSW") == std::string::npos) {
-    return Status::invalid_argument("hnsw_ef_construction applies to HNSW index strings only (index is '" + index + "')");
+    return Status::invalid_argument("hnsw_ef_construction applies to HNSW index strings only (index is '" + index +
+                                    "')");
   }
-    if (vector_name && vector_name->size() > 255) return Status::invalid_argument("vector_name must have at most 255 characters");
+  if (originals_in_ram && !keep_originals) {
+    return Status::invalid_argument("originals_in_ram needs keep_originals (a codes-only collection keeps none)");
+  }
+  if (vector_name && vector_name->size() > 255)
+    return Status::invalid_argument("vector_name must have at most 255 characters");
   if (pca.components > dim) {
-    return Status::invalid_argument("pca.components (" + std::to_string(pca.components) +
-                                    ") must not exceed dim (" + std::to_string(dim) + ")");
+    return Status::invalid_argument("pca.components (" + std::to_string(pca.components) + ") must not exceed dim (" +
+                                    std::to_string(dim) + ")");
   }
   if (!(pca.variance_fraction > 0.0 && pca.variance_fraction <= 1.0)) {
     return Status::invalid_argument("pca.variance_fraction must be in (0, 1]");
@@ -124,9 +128,10 @@ Status CollectionConfig::validate() const {
 
 Result<CollectionConfig> config_from_json(const json& j) {
   CollectionConfig c;
-  VECSTASH_RETURN_IF_ERROR(check_keys(j, "collection config",
-                                      {"dim", "metric", "pca", "codec", "keep_originals", "calibration_sample",
-                                       "index", "hnsw_ef_construction", "search", "vector_name"}));
+  VECSTASH_RETURN_IF_ERROR(
+      check_keys(j, "collection config",
+                 {"dim", "metric", "pca", "codec", "keep_originals", "originals_in_ram", "payloads_in_ram",
+                  "calibration_sample", "index", "hnsw_ef_construction", "search", "vector_name"}));
   if (!j.contains("dim")) return Status::invalid_argument("dim is required");
   VECSTASH_RETURN_IF_ERROR(read_uint(j, "dim", "", &c.dim));
   if (j.contains("metric")) {
@@ -149,7 +154,8 @@ Result<CollectionConfig> config_from_json(const json& j) {
       std::string s;
       VECSTASH_RETURN_IF_ERROR(read_string(k, "kind", "codec.", &s));
       const auto kind = parse_code_kind(s);
-      if (!kind) return Status::invalid_argument("codec.kind '" + s + "' is not one of f32, f16, bf16, e4m3, e5m2, i8, b1");
+      if (!kind)
+        return Status::invalid_argument("codec.kind '" + s + "' is not one of f32, f16, bf16, e4m3, e5m2, i8, b1");
       c.codec.kind = *kind;
     }
     if (k.contains("scale")) {
@@ -163,6 +169,8 @@ Result<CollectionConfig> config_from_json(const json& j) {
     VECSTASH_RETURN_IF_ERROR(read_double(k, "int8_clip_percent", "codec.", &c.codec.int8_clip_percent));
   }
   VECSTASH_RETURN_IF_ERROR(read_bool(j, "keep_originals", "", &c.keep_originals));
+  VECSTASH_RETURN_IF_ERROR(read_bool(j, "originals_in_ram", "", &c.originals_in_ram));
+  VECSTASH_RETURN_IF_ERROR(read_bool(j, "payloads_in_ram", "", &c.payloads_in_ram));
   VECSTASH_RETURN_IF_ERROR(read_uint(j, "calibration_sample", "", &c.calibration_sample));
   VECSTASH_RETURN_IF_ERROR(read_string(j, "index", "", &c.index));
   VECSTASH_RETURN_IF_ERROR(read_int(j, "hnsw_ef_construction", "", &c.hnsw_ef_construction));
@@ -197,6 +205,8 @@ json config_to_json(const CollectionConfig& c) {
                 {"fp8_center", c.codec.fp8_center},
                 {"int8_clip_percent", c.codec.int8_clip_percent}};
   j["keep_originals"] = c.keep_originals;
+  j["originals_in_ram"] = c.originals_in_ram;
+  j["payloads_in_ram"] = c.payloads_in_ram;
   j["calibration_sample"] = c.calibration_sample;
   j["index"] = c.index;
   j["hnsw_ef_construction"] = c.hnsw_ef_construction;
@@ -209,7 +219,8 @@ json config_to_json(const CollectionConfig& c) {
 }
 
 Status validate_collection_name(const std::string& name) {
-  if (name.empty() || name.size() > 255) return Status::invalid_argument("collection name must have 1 to 255 characters");
+  if (name.empty() || name.size() > 255)
+    return Status::invalid_argument("collection name must have 1 to 255 characters");
   if (name[0] == '.') return Status::invalid_argument("collection name must not start with '.'");
   for (const char ch : name) {
     const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||

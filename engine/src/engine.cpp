@@ -1,11 +1,11 @@
 #include "vecstash/engine/engine.h"
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <thread>
 
-#include <nlohmann/json.hpp>
-
 #include "anchor_state.h"
+#include "collection_state.h"
 #include "engine_shared.h"
 #include "vecstash/common/blob.h"
 #include "vecstash/common/log.h"
@@ -39,8 +39,8 @@ Status parse_collection_blob(std::string_view name, std::string_view value, std:
   if (j.is_discarded()) return Status::corruption("collection '" + std::string(name) + "': config is not JSON");
   auto parsed = config_from_json(j);
   if (!parsed.is_ok()) {
-    return Status::corruption("collection '" + std::string(name) + "': stored config is invalid: " +
-                              parsed.status().message());
+    return Status::corruption("collection '" + std::string(name) +
+                              "': stored config is invalid: " + parsed.status().message());
   }
   *config = std::move(*parsed);
   return Status::ok();
@@ -111,6 +111,13 @@ Status Engine::load_collections() {
     if (!c.is_ok()) return c.status();
     collections_.emplace(name, std::move(*c));
   }
+  // Directories of collections that no longer exist (a drop interrupted by a crash).
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(shared_->store->path() / "collections", ec)) {
+    bool used = false;
+    for (const auto& [name, c] : collections_) used = used || entry.path() == collection_dir(c->cid_);
+    if (!used) std::filesystem::remove_all(entry.path(), ec);
+  }
   return Status::ok();
 }
 
@@ -130,15 +137,11 @@ Result<std::shared_ptr<Collection>> Engine::create_collection(const std::string&
     for (char ch : v) cid = (cid << 8) | static_cast<unsigned char>(ch);
   }
   // Clear anything a dropped collection with this id may have left (a crash during a drop).
-  for (Column column : {Column::kIds, Column::kCodes, Column::kOriginals, Column::kPayloads, Column::kIndex}) {
-    VECSTASH_RETURN_IF_ERROR(store.erase_range(column, keys::cid(cid), storage::prefix_end(keys::cid(cid))));
-  }
-  VECSTASH_RETURN_IF_ERROR(store.erase(Column::kMeta, keys::anchors(cid)));
-  VECSTASH_RETURN_IF_ERROR(
-      store.erase_range(Column::kMeta, keys::model_prefix(cid), storage::prefix_end(keys::model_prefix(cid))));
+  VECSTASH_RETURN_IF_ERROR(erase_collection_data(cid));
   storage::WriteBatch batch;
   const auto blob = collection_blob(cid, config);
-  batch.put(Column::kMeta, keys::collection(name), std::string_view(reinterpret_cast<const char*>(blob.data()), blob.size()));
+  batch.put(Column::kMeta, keys::collection(name),
+            std::string_view(reinterpret_cast<const char*>(blob.data()), blob.size()));
   batch.put(Column::kMeta, keys::kNextCid, keys::cid(cid + 1));
   batch.erase(Column::kMeta, keys::state(cid));
   VECSTASH_RETURN_IF_ERROR(store.write(batch, storage::Durability::kSync));
@@ -172,15 +175,29 @@ Status Engine::drop_collection(const std::string& name) {
   batch.erase(Column::kMeta, keys::collection(name));
   batch.erase(Column::kMeta, keys::state(cid));
   VECSTASH_RETURN_IF_ERROR(store.write(batch, storage::Durability::kSync));
-  for (Column column : {Column::kIds, Column::kCodes, Column::kOriginals, Column::kPayloads, Column::kIndex}) {
+  return erase_collection_data(cid);
+}
+
+Status Engine::erase_collection_data(std::uint32_t cid) {
+  storage::Store& store = *shared_->store;
+  for (Column column :
+       {Column::kIds, Column::kCodes, Column::kOriginals, Column::kPayloads, Column::kIndex, Column::kRowMarks}) {
     VECSTASH_RETURN_IF_ERROR(store.erase_range(column, keys::cid(cid), storage::prefix_end(keys::cid(cid))));
   }
   const std::string cal_prefix = "calibration/" + keys::cid(cid);
   VECSTASH_RETURN_IF_ERROR(store.erase_range(Column::kMeta, cal_prefix, storage::prefix_end(cal_prefix)));
   VECSTASH_RETURN_IF_ERROR(store.erase(Column::kMeta, keys::anchors(cid)));
+  VECSTASH_RETURN_IF_ERROR(store.erase(Column::kMeta, keys::payload_schema(cid)));
   VECSTASH_RETURN_IF_ERROR(
       store.erase_range(Column::kMeta, keys::model_prefix(cid), storage::prefix_end(keys::model_prefix(cid))));
+  std::error_code ec;
+  std::filesystem::remove_all(collection_dir(cid), ec);
+  if (ec) return Status::unavailable("removing " + collection_dir(cid).string() + ": " + ec.message());
   return Status::ok();
+}
+
+std::filesystem::path Engine::collection_dir(std::uint32_t cid) const {
+  return engine::collection_dir(shared_->store->path(), cid);
 }
 
 Result<std::shared_ptr<Collection>> Engine::collection(const std::string& name) const {

@@ -5,8 +5,9 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <mutex>
+#include <filesystem>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,14 +37,29 @@ struct EngineShared {
 // Storage layout. Every key of a collection's data starts with its 4-byte big-endian id (cid), so a
 // dropped collection is one range delete per column family.
 //   meta      "collection/" name             -> blob VSCO: cid, config JSON
-//   meta      "state/" cid                   -> blob VSST: calibration generation, row epoch
+//   meta      "state/" cid                   -> blob VSST: calibration generation, row epoch, row watermark
 //   meta      "calibration/" cid generation  -> blob VSCA: PCA blob (optional), codec blob
 //   meta      "next_cid"                     -> u32 big-endian
-//   ids       cid id                         -> row (u64 big-endian)
-//   codes     cid generation id              -> code bytes
-//   originals cid id                         -> dim little-endian float32
 //   payloads  cid id                         -> 0x01, JSON text
-//   index     cid                            -> blob VSIS: generation, epoch, rows covered, AnnIndex blob
+//   rowmarks  cid 'D' epoch row              -> (empty): the row's point was deleted or replaced
+//   rowmarks  cid 'P' epoch row              -> (empty): its payload changed after the payload-index snapshot
+//   meta      "payload_schema/" cid          -> JSON [{"field", "type"}]: the payload indexes
+// Files, under collections/<cid in hex>/ (docs/ARCHITECTURE.md, "Storage"):
+//   rows-g<generation>-e<epoch>.vsr   RowFile: per row the id key, the code and the squared norm
+//   originals-e<epoch>.vsr            RowFile: per row the float32 original
+//   payload-index.vspi                blob VSPS: epoch, rows covered, the payload indexes
+//   ann-index.vsis                    blob VSIS: generation, epoch, rows covered, AnnIndex blob
+// Earlier releases kept ids, codes, originals and index snapshots as records of the ids, codes,
+// originals and index columns (cid id -> row; cid generation id -> code; cid id -> original;
+// cid -> snapshot); opening migrates them.
+// The directory of collection `cid`'s files under the data directory: collections/<cid in hex>.
+inline std::filesystem::path collection_dir(const std::filesystem::path& data_dir, std::uint32_t cid) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string name(8, '0');
+  for (int i = 7; i >= 0; --i, cid >>= 4) name[static_cast<std::size_t>(i)] = kHex[cid & 15];
+  return data_dir / "collections" / name;
+}
+
 // `s` with "collection '<name>': " in front of its message (ok stays ok).
 inline Status with_collection(const Status& s, const std::string& name) {
   if (s.is_ok()) return s;

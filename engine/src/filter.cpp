@@ -40,6 +40,9 @@
 #include <string_view>
 #include <utility>
 
+#include "payload_index.h"
+#include "payload_path.h"
+
 namespace vecstash::engine {
 namespace {
 
@@ -47,15 +50,6 @@ using nlohmann::json;
 
 /// Filters nested deeper than this are rejected; it bounds the recursion of parse and matches.
 constexpr int kMaxDepth = 64;
-
-enum class StepKind : std::uint8_t { kKey, kIndex, kEach };
-
-struct Step {
-  StepKind kind = StepKind::kKey;
-  std::size_t index = 0;  ///< kIndex
-  std::string key;        ///< kKey
-};
-using Path = std::vector<Step>;
 
 enum class NodeKind : std::uint8_t {
   kConst,  // flag
@@ -72,6 +66,9 @@ enum class NodeKind : std::uint8_t {
   kTextAny,
   kPrefix,
   kRange,
+  kDatetimeRange,  // RFC 3339 strings between two instants
+  kTextTokens,     // full-text match on a text-indexed key: every token present (bind())
+  kTextAnyTokens,  // full-text match on a text-indexed key: some token present (bind())
   // Field-condition clauses with rules of their own.
   kValuesCount,
   kEmptyFlag,
@@ -86,7 +83,9 @@ enum class NodeKind : std::uint8_t {
 struct Node {
   NodeKind kind = NodeKind::kConst;
   bool flag = true;                    ///< kConst, kMatchBool, kEmptyFlag, kNullFlag
+  bool phrase = false;                 ///< kText: from match.phrase (stays a substring match)
   Path path;                           ///< payload conditions
+  std::string key;                     ///< payload conditions: the key as written (names an index)
   std::string text;                    ///< kMatchString, kText, kPrefix
   std::int64_t integer = 0;            ///< kMatchInt
   std::vector<std::string> strings;    ///< kAnyString, kExceptString (sorted, unique); kTextAny tokens
@@ -98,6 +97,9 @@ struct Node {
   double lt = std::numeric_limits<double>::infinity();
   double lte = std::numeric_limits<double>::infinity();
   // kValuesCount: inclusive bounds (min > max when nothing can match).
+  // kDatetimeRange: inclusive bounds in microseconds since the epoch.
+  std::int64_t from = std::numeric_limits<std::int64_t>::min();
+  std::int64_t to = std::numeric_limits<std::int64_t>::max();
   std::uint64_t count_min = 0;
   std::uint64_t count_max = std::numeric_limits<std::uint64_t>::max();
   // kBool
@@ -123,56 +125,6 @@ using Program = Filter::Program;
 const json& empty_object() noexcept {
   static const json kEmpty = json::object();
   return kEmpty;
-}
-
-/// Calls visit(value) for each value `path` reaches from `value`, stopping (and returning true) as
-/// soon as visit returns true.
-template <typename Visit>
-bool walk(const Path& path, std::size_t step, const json& value, Visit& visit) noexcept {
-  if (step == path.size()) return visit(value);
-  const Step& s = path[step];
-  switch (s.kind) {
-    case StepKind::kKey:
-      if (value.is_object()) {
-        const auto& object = value.get_ref<const json::object_t&>();
-        const auto it = object.find(s.key);
-        return it != object.end() && walk(path, step + 1, it->second, visit);
-      }
-      if (value.is_array()) {  // an array where a key is expected: look into each element
-        for (const json& element : value.get_ref<const json::array_t&>()) {
-          if (walk(path, step, element, visit)) return true;
-        }
-      }
-      return false;
-    case StepKind::kIndex:
-      if (value.is_array()) {
-        const auto& array = value.get_ref<const json::array_t&>();
-        return s.index < array.size() && walk(path, step + 1, array[s.index], visit);
-      }
-      return false;
-    case StepKind::kEach:
-      if (value.is_array()) {
-        for (const json& element : value.get_ref<const json::array_t&>()) {
-          if (walk(path, step + 1, element, visit)) return true;
-        }
-      }
-      return false;
-  }
-  return false;
-}
-
-bool as_int64(const json& v, std::int64_t* out) noexcept {
-  if (v.is_number_unsigned()) {
-    const auto u = v.get<std::uint64_t>();
-    if (u > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) return false;
-    *out = static_cast<std::int64_t>(u);
-    return true;
-  }
-  if (v.is_number_integer()) {
-    *out = v.get<std::int64_t>();
-    return true;
-  }
-  return false;
 }
 
 bool contains_string(const std::vector<std::string>& sorted, const std::string& s) noexcept {
@@ -213,6 +165,19 @@ bool test_value(const Node& n, const json& v) noexcept {
       if (!v.is_number()) return false;
       const double x = v.get<double>();
       return x > n.gt && x >= n.gte && x < n.lt && x <= n.lte;
+    }
+    case NodeKind::kDatetimeRange: {
+      if (!v.is_string()) return false;
+      const auto t = parse_datetime(v.get_ref<const std::string&>());
+      return t && *t >= n.from && *t <= n.to;
+    }
+    case NodeKind::kTextTokens:
+    case NodeKind::kTextAnyTokens: {
+      if (!v.is_string()) return false;
+      const std::vector<std::string> have = text_tokens(v.get_ref<const std::string&>(), true);
+      auto present = [&](const std::string& t) { return std::binary_search(have.begin(), have.end(), t); };
+      return n.kind == NodeKind::kTextTokens ? std::all_of(n.strings.begin(), n.strings.end(), present)
+                                             : std::any_of(n.strings.begin(), n.strings.end(), present);
     }
     default:
       return false;
@@ -321,64 +286,10 @@ Status error(const std::string& where, std::string_view what) {
 /// A JSON object key as it appears in a message.
 std::string in_quotes(std::string_view s) { return "'" + std::string(s) + "'"; }
 
-/// Qdrant's key syntax, a little more lenient: a segment is any run of characters other than
-/// . [ ] " (Qdrant: letters, digits, _ and -), or a "quoted" run without " and \.
-Status parse_path(const json& key, const std::string& where, Path* out) {
+/// A key path from JSON (a string), or an error naming `where`.
+Status parse_key(const json& key, const std::string& where, Path* out) {
   if (!key.is_string()) return error(where, "expected a string");
-  const std::string& text = key.get_ref<const std::string&>();
-  if (text.empty()) return error(where, "empty key");
-  auto bad = [&](std::size_t at, std::string_view why) {
-    return error(where,
-                 "invalid key " + in_quotes(text) + " at character " + std::to_string(at) + ": " + std::string(why));
-  };
-  Path path;
-  std::size_t i = 0;
-  bool expect_key = true;  // at the start and after '.'
-  while (i < text.size()) {
-    if (expect_key) {
-      Step step;
-      if (text[i] == '"') {
-        const std::size_t close = text.find('"', i + 1);
-        if (close == std::string::npos) return bad(i, "unterminated quote");
-        step.key = text.substr(i + 1, close - i - 1);
-        if (step.key.find('\\') != std::string::npos) return bad(i, "backslash in a quoted key");
-        i = close + 1;
-      } else {
-        const std::size_t end = std::min(text.find_first_of(".[]\"", i), text.size());
-        if (end == i) return bad(i, "expected a key name");
-        step.key = text.substr(i, end - i);
-        i = end;
-      }
-      path.push_back(std::move(step));
-      expect_key = false;
-      continue;
-    }
-    if (text[i] == '.') {
-      expect_key = true;
-      ++i;
-      if (i == text.size()) return bad(i, "expected a key name");
-      continue;
-    }
-    if (text[i] != '[') return bad(i, "expected '.' or '['");
-    const std::size_t close = text.find(']', i + 1);
-    if (close == std::string::npos) return bad(i, "unterminated '['");
-    Step step;
-    if (close == i + 1) {
-      step.kind = StepKind::kEach;
-    } else {
-      const std::string_view digits(text.data() + i + 1, close - i - 1);
-      if (digits.size() > 9 ||
-          !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-        return bad(i, "expected [] or [index]");
-      }
-      step.kind = StepKind::kIndex;
-      step.index = std::stoul(std::string(digits));
-    }
-    path.push_back(std::move(step));
-    i = close + 1;
-  }
-  *out = std::move(path);
-  return Status::ok();
+  return parse_path(key.get_ref<const std::string&>(), where, out);
 }
 
 /// An int64 from JSON, or an error naming `where`.
@@ -469,6 +380,7 @@ Status parse_match(const json& m, const std::string& where, Node* n) {
       }
     } else {
       n->kind = kind == "prefix" ? NodeKind::kPrefix : NodeKind::kText;
+      n->phrase = kind == "phrase";
       n->text = s;
     }
     return Status::ok();
@@ -494,7 +406,30 @@ Status parse_bounds(const json& b, const std::string& where, OnBound on_bound) {
   return Status::ok();
 }
 
+/// A range whose bounds are RFC 3339 strings (Qdrant's DatetimeRange).
+Status parse_datetime_range(const json& r, const std::string& where, Node* n) {
+  n->kind = NodeKind::kDatetimeRange;
+  return parse_bounds(r, where, [n](const std::string& name, const json& v, const std::string& at) {
+    if (!v.is_string()) return error(at, "expected an RFC 3339 date-time string, as the other bounds");
+    const auto t = parse_datetime(v.get_ref<const std::string&>());
+    if (!t) return error(at, "expected a number, or an RFC 3339 date-time such as \"2023-02-08T10:49:00Z\"");
+    if (name == "gt" || name == "gte") {
+      const std::int64_t lo = name == "gt" ? (*t == std::numeric_limits<std::int64_t>::max() ? *t : *t + 1) : *t;
+      n->from = std::max(n->from, lo);
+    } else {
+      const std::int64_t hi = name == "lt" ? (*t == std::numeric_limits<std::int64_t>::min() ? *t : *t - 1) : *t;
+      n->to = std::min(n->to, hi);
+    }
+    return Status::ok();
+  });
+}
+
 Status parse_range(const json& r, const std::string& where, Node* n) {
+  if (r.is_object()) {
+    for (const auto& [name, v] : r.items()) {
+      if (v.is_string()) return parse_datetime_range(r, where, n);
+    }
+  }
   n->kind = NodeKind::kRange;
   return parse_bounds(r, where, [n](const std::string& name, const json& v, const std::string& at) {
     if (!v.is_number()) return error(at, "expected a number");
@@ -674,7 +609,7 @@ class Compiler {
     VECSTASH_RETURN_IF_ERROR(only_field(field, at, "key"));
     Node n;
     n.kind = kind;
-    VECSTASH_RETURN_IF_ERROR(parse_path(field["key"], at + ".key", &n.path));
+    VECSTASH_RETURN_IF_ERROR(parse_key(field["key"], at + ".key", &n.path));
     *out = add(std::move(n));
     return Status::ok();
   }
@@ -716,7 +651,7 @@ class Compiler {
     if (!spec.contains("filter")) return error(at, "missing filter");
     Node n;
     n.kind = NodeKind::kNested;
-    VECSTASH_RETURN_IF_ERROR(parse_path(spec["key"], at + ".key", &n.path));
+    VECSTASH_RETURN_IF_ERROR(parse_key(spec["key"], at + ".key", &n.path));
     if (n.path.back().kind != StepKind::kEach) n.path.push_back(Step{StepKind::kEach, 0, {}});
     if (!spec["filter"].is_object()) return error(at + ".filter", "expected a filter object");
     VECSTASH_RETURN_IF_ERROR(filter(spec["filter"], at + ".filter", depth + 1, /*nested=*/true, &n.child));
@@ -726,7 +661,7 @@ class Compiler {
 
   Status field_condition(const json& c, const std::string& where, std::uint32_t* out) {
     Path path;
-    VECSTASH_RETURN_IF_ERROR(parse_path(c["key"], where + ".key", &path));
+    VECSTASH_RETURN_IF_ERROR(parse_key(c["key"], where + ".key", &path));
     std::vector<Node> clauses;
     for (const auto& [name, v] : c.items()) {
       if (name == "key" || v.is_null()) continue;  // every clause is optional and nullable
@@ -752,8 +687,10 @@ class Compiler {
     if (clauses.empty()) {
       return error(where, "a field condition needs one of match, range, values_count, is_empty, is_null");
     }
+    const std::string key = c["key"].get<std::string>();
     if (clauses.size() == 1) {
       clauses.front().path = std::move(path);
+      clauses.front().key = key;
       *out = add(std::move(clauses.front()));
       return Status::ok();
     }
@@ -761,6 +698,7 @@ class Compiler {
     all.kind = NodeKind::kBool;
     for (Node& clause : clauses) {
       clause.path = path;
+      clause.key = key;
       all.must.push_back(add(std::move(clause)));
     }
     *out = add(std::move(all));
@@ -808,6 +746,65 @@ std::optional<std::vector<PointId>> required_ids(const std::vector<Node>& nodes,
 
 }  // namespace
 
+/// Qdrant's key syntax, a little more lenient: a segment is any run of characters other than
+/// . [ ] " (Qdrant: letters, digits, _ and -), or a "quoted" run without " and \.
+Status parse_path(std::string_view key, const std::string& where, Path* out) {
+  const std::string text(key);
+  if (text.empty()) return Status::invalid_argument(where + ": empty key");
+  auto bad = [&](std::size_t at, std::string_view why) {
+    return Status::invalid_argument(where + ": invalid key '" + text + "' at character " + std::to_string(at) + ": " +
+                                    std::string(why));
+  };
+  Path path;
+  std::size_t i = 0;
+  bool expect_key = true;  // at the start and after '.'
+  while (i < text.size()) {
+    if (expect_key) {
+      Step step;
+      if (text[i] == '"') {
+        const std::size_t close = text.find('"', i + 1);
+        if (close == std::string::npos) return bad(i, "unterminated quote");
+        step.key = text.substr(i + 1, close - i - 1);
+        if (step.key.find('\\') != std::string::npos) return bad(i, "backslash in a quoted key");
+        i = close + 1;
+      } else {
+        const std::size_t end = std::min(text.find_first_of(".[]\"", i), text.size());
+        if (end == i) return bad(i, "expected a key name");
+        step.key = text.substr(i, end - i);
+        i = end;
+      }
+      path.push_back(std::move(step));
+      expect_key = false;
+      continue;
+    }
+    if (text[i] == '.') {
+      expect_key = true;
+      ++i;
+      if (i == text.size()) return bad(i, "expected a key name");
+      continue;
+    }
+    if (text[i] != '[') return bad(i, "expected '.' or '['");
+    const std::size_t close = text.find(']', i + 1);
+    if (close == std::string::npos) return bad(i, "unterminated '['");
+    Step step;
+    if (close == i + 1) {
+      step.kind = StepKind::kEach;
+    } else {
+      const std::string_view digits(text.data() + i + 1, close - i - 1);
+      if (digits.size() > 9 ||
+          !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        return bad(i, "expected [] or [index]");
+      }
+      step.kind = StepKind::kIndex;
+      step.index = std::stoul(std::string(digits));
+    }
+    path.push_back(std::move(step));
+    i = close + 1;
+  }
+  *out = std::move(path);
+  return Status::ok();
+}
+
 Filter::Filter() noexcept = default;
 
 Filter::Filter(std::shared_ptr<const Program> program) noexcept : program_(std::move(program)) {}
@@ -831,6 +828,154 @@ bool Filter::matches(const PointId& id, const nlohmann::json* payload) const noe
 }
 
 bool Filter::matches_all() const noexcept { return program_ == nullptr; }
+
+bool Filter::reads_payload() const noexcept {
+  if (!program_) return false;
+  return std::any_of(program_->nodes.begin(), program_->nodes.end(), [](const Node& n) {
+    return n.kind != NodeKind::kConst && n.kind != NodeKind::kBool && n.kind != NodeKind::kHasId;
+  });
+}
+
+namespace {
+
+// What the payload indexes say about a node: rows nullopt = every row may match; otherwise a
+// superset of the matching rows, equal to them (on live rows) when exact.
+struct Plan {
+  std::optional<RowList> rows;
+  bool exact = false;
+};
+
+RowList intersect_rows(const RowList& a, const RowList& b) {
+  RowList out;
+  std::set_intersection(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
+  return out;
+}
+
+Plan both(Plan a, Plan b) {
+  Plan out;
+  out.exact = a.exact && b.exact;
+  if (a.rows && b.rows) {
+    out.rows = intersect_rows(*a.rows, *b.rows);
+  } else {
+    out.rows = a.rows ? std::move(a.rows) : std::move(b.rows);
+  }
+  return out;
+}
+
+Plan leaf_plan(const Node& n, const PayloadIndexes& indexes) {
+  const FieldIndex* index = n.key.empty() ? nullptr : indexes.find(n.key);
+  if (index == nullptr) return {};
+  std::optional<RowList> rows;
+  switch (n.kind) {
+    case NodeKind::kMatchString:
+      rows = index->match_strings(std::span<const std::string>(&n.text, 1));
+      break;
+    case NodeKind::kAnyString:
+      rows = index->match_strings(n.strings);
+      break;
+    case NodeKind::kMatchInt:
+      rows = index->match_integers(std::span<const std::int64_t>(&n.integer, 1));
+      break;
+    case NodeKind::kAnyInt:
+      rows = index->match_integers(n.integers);
+      break;
+    case NodeKind::kMatchBool:
+      rows = index->match_bool(n.flag);
+      break;
+    case NodeKind::kRange:
+      rows = index->range(n.gt, n.gte, n.lt, n.lte);
+      break;
+    case NodeKind::kDatetimeRange:
+      rows = index->datetime_range(n.from, n.to);
+      break;
+    case NodeKind::kTextTokens:
+    case NodeKind::kTextAnyTokens:
+      rows = index->text(n.strings, n.kind == NodeKind::kTextTokens);
+      break;
+    default:
+      break;
+  }
+  if (!rows) return {};
+  return {std::move(rows), index->uncovered().empty()};
+}
+
+Plan plan_node(const Program& p, std::uint32_t i, const PayloadIndexes& indexes, const Filter::RowOf& row_of) {
+  const Node& n = p.nodes[i];
+  switch (n.kind) {
+    case NodeKind::kConst:
+      return n.flag ? Plan{std::nullopt, true} : Plan{RowList{}, true};
+    case NodeKind::kHasId: {
+      RowList rows;
+      for (const PointId& id : n.ids) {
+        if (const auto r = row_of(id)) rows.push_back(*r);
+      }
+      std::sort(rows.begin(), rows.end());
+      return {std::move(rows), true};
+    }
+    case NodeKind::kBool: {
+      Plan acc{std::nullopt, true};
+      for (const std::uint32_t c : n.must) acc = both(std::move(acc), plan_node(p, c, indexes, row_of));
+      if (!n.should.empty()) {
+        Plan any{RowList{}, true};
+        for (const std::uint32_t c : n.should) {
+          Plan q = plan_node(p, c, indexes, row_of);
+          any.exact = any.exact && q.exact;
+          if (any.rows && q.rows) {
+            RowList u;
+            std::set_union(any.rows->begin(), any.rows->end(), q.rows->begin(), q.rows->end(), std::back_inserter(u));
+            any.rows = std::move(u);
+          } else {
+            any.rows.reset();
+          }
+        }
+        acc = both(std::move(acc), std::move(any));
+      }
+      for (const std::uint32_t c : n.must_not) {
+        const Plan q = plan_node(p, c, indexes, row_of);
+        if (q.exact && q.rows && acc.rows) {
+          RowList left;
+          std::set_difference(acc.rows->begin(), acc.rows->end(), q.rows->begin(), q.rows->end(),
+                              std::back_inserter(left));
+          acc.rows = std::move(left);
+        } else {
+          acc.exact = false;  // excluding rows never adds any: acc stays a superset
+        }
+      }
+      if (n.min_count > 0) acc.exact = false;
+      return acc;
+    }
+    default:
+      return leaf_plan(n, indexes);
+  }
+}
+
+}  // namespace
+
+std::optional<Filter::Candidates> Filter::candidates(const PayloadIndexes& indexes, const RowOf& row_of) const {
+  if (!program_) return std::nullopt;
+  Plan plan = plan_node(*program_, program_->root, indexes, row_of);
+  if (!plan.rows) return std::nullopt;
+  return Candidates{std::move(*plan.rows), plan.exact};
+}
+
+Filter Filter::bind(const PayloadIndexes& indexes) const {
+  if (!program_) return *this;
+  std::shared_ptr<Program> bound;
+  for (std::size_t i = 0; i < program_->nodes.size(); ++i) {
+    const Node& n = program_->nodes[i];
+    const bool text = (n.kind == NodeKind::kText && !n.phrase) || n.kind == NodeKind::kTextAny;
+    if (!text || n.key.empty()) continue;
+    const FieldIndex* index = indexes.find(n.key);
+    if (index == nullptr || index->schema() != FieldSchema::kText) continue;
+    if (!bound) bound = std::make_shared<Program>(*program_);
+    Node& b = bound->nodes[i];
+    std::string query = n.text;
+    for (const std::string& s : n.strings) query += " " + s;
+    b.strings = text_tokens(query, true);
+    b.kind = n.kind == NodeKind::kText ? NodeKind::kTextTokens : NodeKind::kTextAnyTokens;
+  }
+  return bound ? Filter(std::move(bound)) : *this;
+}
 
 const std::vector<PointId>* Filter::required_ids() const noexcept {
   return program_ && program_->required_ids ? &*program_->required_ids : nullptr;

@@ -20,7 +20,7 @@ Result<PointId> PointId::parse_uuid(std::string_view text) {
   const bool hyphenated = text.size() == 36;
   if (!hyphenated && text.size() != 32) {
     return Status::invalid_argument("point id '" + std::string(text) +
-                                   "' is not a UUID (expected 8-4-4-4-12 hex digits)");
+                                    "' is not a UUID (expected 8-4-4-4-12 hex digits)");
   }
   std::array<std::uint8_t, 16> bytes{};
   std::size_t nibble = 0;
@@ -39,7 +39,7 @@ Result<PointId> PointId::parse_uuid(std::string_view text) {
   }
   if (nibble != 32) {
     return Status::invalid_argument("point id '" + std::string(text) +
-                                   "' is not a UUID (expected 8-4-4-4-12 hex digits)");
+                                    "' is not a UUID (expected 8-4-4-4-12 hex digits)");
   }
   PointId id;
   id.kind = Kind::kUuid;
@@ -56,7 +56,7 @@ Result<PointId> PointId::from_json(const nlohmann::json& value) {
   }
   if (value.is_string()) return parse_uuid(value.get_ref<const std::string&>());
   return Status::invalid_argument("point id " + value.dump(-1, ' ', true).substr(0, 64) +
-                                 " must be an unsigned integer or a UUID string");
+                                  " must be an unsigned integer or a UUID string");
 }
 
 std::string PointId::key() const {

@@ -4,7 +4,8 @@
 
 namespace vecstash::engine {
 
-ThreadPool::ThreadPool(std::size_t threads, std::size_t queue_capacity) : capacity_(std::max<std::size_t>(1, queue_capacity)) {
+ThreadPool::ThreadPool(std::size_t threads, std::size_t queue_capacity)
+    : capacity_(std::max<std::size_t>(1, queue_capacity)) {
   threads = std::max<std::size_t>(1, threads);
   workers_.reserve(threads);
   for (std::size_t i = 0; i < threads; ++i) workers_.emplace_back([this] { work(); });

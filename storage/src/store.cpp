@@ -5,6 +5,7 @@
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
+#include <rocksdb/write_buffer_manager.h>
 
 #include <array>
 #include <system_error>
@@ -16,8 +17,8 @@ namespace vecstash::storage {
 
 namespace {
 
-constexpr std::array<std::string_view, kColumnCount> kColumnNames = {
-    "default", "codes", "originals", "payloads", "index", "ids"};
+constexpr std::array<std::string_view, kColumnCount> kColumnNames = {"default", "codes", "originals", "payloads",
+                                                                     "index",   "ids",   "rowmarks"};
 
 Status translate(const rocksdb::Status& s, std::string_view what) {
   if (s.ok()) return Status::ok();
@@ -40,8 +41,9 @@ std::string_view column_name(Column c) noexcept { return kColumnNames[static_cas
 // Operations are recorded and turned into a rocksdb::WriteBatch by Store::write, which owns the
 // column-family handles.
 struct WriteBatch::Impl {
-  std::vector<std::pair<Column, bool>> ops;  // (column, true = put / false = delete)
-  std::vector<std::pair<std::string, std::string>> data;
+  enum class Op : std::uint8_t { kPut, kDelete, kDeleteRange };
+  std::vector<std::pair<Column, Op>> ops;
+  std::vector<std::pair<std::string, std::string>> data;  // key and value, or begin and end
 };
 
 WriteBatch::WriteBatch() : impl_(std::make_unique<Impl>()) {}
@@ -50,12 +52,16 @@ WriteBatch::WriteBatch(WriteBatch&&) noexcept = default;
 WriteBatch& WriteBatch::operator=(WriteBatch&&) noexcept = default;
 
 void WriteBatch::put(Column column, std::string_view key, std::string_view value) {
-  impl_->ops.emplace_back(column, true);
+  impl_->ops.emplace_back(column, Impl::Op::kPut);
   impl_->data.emplace_back(std::string(key), std::string(value));
 }
 void WriteBatch::erase(Column column, std::string_view key) {
-  impl_->ops.emplace_back(column, false);
+  impl_->ops.emplace_back(column, Impl::Op::kDelete);
   impl_->data.emplace_back(std::string(key), std::string());
+}
+void WriteBatch::erase_range(Column column, std::string_view begin, std::string_view end) {
+  impl_->ops.emplace_back(column, Impl::Op::kDeleteRange);
+  impl_->data.emplace_back(std::string(begin), std::string(end));
 }
 std::size_t WriteBatch::count() const noexcept { return impl_->ops.size(); }
 void WriteBatch::clear() {
@@ -65,6 +71,7 @@ void WriteBatch::clear() {
 
 // ---- Store -----------------------------------------------------------------------------------
 struct Store::Impl {
+  std::shared_ptr<rocksdb::Cache> cache;
   std::unique_ptr<rocksdb::DB> db;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;  // owned: destroyed before db
   Durability durability = Durability::kSync;
@@ -104,15 +111,24 @@ Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& dir, con
   db_options.create_missing_column_families = true;
   db_options.paranoid_checks = true;
 
+  // One cache bounds the store's RAM: table blocks, and the memtables charged to it (a write that
+  // would exceed the budget flushes the largest memtable first).
+  auto cache = rocksdb::NewLRUCache(std::max<std::size_t>(options.block_cache_mb, 4) << 20);
+  db_options.write_buffer_manager =
+      std::make_shared<rocksdb::WriteBufferManager>(std::max<std::size_t>(options.block_cache_mb, 4) << 19, cache);
   rocksdb::BlockBasedTableOptions table;
-  table.block_cache = rocksdb::NewLRUCache(options.block_cache_mb << 20);
+  table.block_cache = cache;
+  table.cache_index_and_filter_blocks = true;
   rocksdb::ColumnFamilyOptions cf_options;
   cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  cf_options.write_buffer_size = std::max<std::size_t>(options.write_buffer_mb, 1) << 20;
+  cf_options.max_write_buffer_number = 2;
 
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
   for (std::string_view name : kColumnNames) families.emplace_back(std::string(name), cf_options);
 
   auto impl = std::make_unique<Impl>();
+  impl->cache = cache;
   impl->durability = options.durability;
   rocksdb::DB* raw = nullptr;
   const rocksdb::Status s = rocksdb::DB::Open(db_options, dir.string(), families, &impl->handles, &raw);
@@ -125,13 +141,16 @@ Status Store::write(const WriteBatch& batch, std::optional<Durability> durabilit
   rocksdb::WriteBatch wb;
   const auto& ops = batch.impl_->ops;
   const auto& data = batch.impl_->data;
+  using Op = WriteBatch::Impl::Op;
   for (std::size_t i = 0; i < ops.size(); ++i) {
-    rocksdb::Status s = ops[i].second ? wb.Put(impl_->cf(ops[i].first), slice(data[i].first), slice(data[i].second))
-                                      : wb.Delete(impl_->cf(ops[i].first), slice(data[i].first));
+    rocksdb::ColumnFamilyHandle* cf = impl_->cf(ops[i].first);
+    const rocksdb::Status s = ops[i].second == Op::kPut ? wb.Put(cf, slice(data[i].first), slice(data[i].second))
+                              : ops[i].second == Op::kDelete
+                                  ? wb.Delete(cf, slice(data[i].first))
+                                  : wb.DeleteRange(cf, slice(data[i].first), slice(data[i].second));
     if (!s.ok()) return translate(s, "store: building a write batch");
   }
-  return translate(impl_->db->Write(impl_->write_options(durability.value_or(impl_->durability)), &wb),
-                   "store: write");
+  return translate(impl_->db->Write(impl_->write_options(durability.value_or(impl_->durability)), &wb), "store: write");
 }
 
 Status Store::put(Column column, std::string_view key, std::string_view value) {
@@ -150,6 +169,24 @@ Result<std::optional<std::string>> Store::get(Column column, std::string_view ke
   if (s.IsNotFound()) return std::optional<std::string>();
   if (!s.ok()) return translate(s, "store: get");
   return std::optional<std::string>(std::move(value));
+}
+
+Result<std::vector<std::optional<std::string>>> Store::multi_get(Column column,
+                                                                 std::span<const std::string> keys) const {
+  std::vector<rocksdb::Slice> slices;
+  slices.reserve(keys.size());
+  for (const std::string& k : keys) slices.emplace_back(k);
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  impl_->db->MultiGet(rocksdb::ReadOptions(), impl_->cf(column), keys.size(), slices.data(), values.data(),
+                      statuses.data());
+  std::vector<std::optional<std::string>> out(keys.size());
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (statuses[i].IsNotFound()) continue;
+    if (!statuses[i].ok()) return translate(statuses[i], "store: multi get");
+    out[i] = values[i].ToString();
+  }
+  return out;
 }
 
 Status Store::scan(Column column, std::string_view prefix,
@@ -174,14 +211,27 @@ Status Store::scan(Column column, std::string_view prefix,
 }
 
 Status Store::erase_range(Column column, std::string_view begin, std::string_view end) {
-  return translate(impl_->db->DeleteRange(impl_->write_options(impl_->durability), impl_->cf(column), slice(begin),
-                                          slice(end)),
-                   "store: delete range");
+  return translate(
+      impl_->db->DeleteRange(impl_->write_options(impl_->durability), impl_->cf(column), slice(begin), slice(end)),
+      "store: delete range");
 }
 
 Status Store::flush() {
   rocksdb::FlushOptions fo;
   return translate(impl_->db->Flush(fo, impl_->handles), "store: flush");
+}
+
+StoreMemory Store::memory() const {
+  StoreMemory m;
+  std::uint64_t v = 0;
+  for (auto* h : impl_->handles) {
+    if (impl_->db->GetIntProperty(h, "rocksdb.cur-size-all-mem-tables", &v)) m.memtables += v;
+    if (impl_->db->GetIntProperty(h, "rocksdb.estimate-table-readers-mem", &v)) m.table_readers += v;
+  }
+  // The cache's usage includes the memtable reservations charged to it; count those once.
+  const std::size_t cached = impl_->cache->GetUsage();
+  m.block_cache = cached > m.memtables ? cached - m.memtables : 0;
+  return m;
 }
 
 }  // namespace vecstash::storage

@@ -1,24 +1,23 @@
 // Collections through the engine: ingest, calibration, search (exact and approximate, with and
 // without rescoring, with filters), point operations, persistence across restarts, recalibration,
 // compaction, bad input, corruption and concurrent use.
-#include "vecstash/engine/engine.h"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <thread>
 #include <unordered_map>
 
-#include <nlohmann/json.hpp>
-
 #include "testing/random_data.h"
 #include "testing/temp_dir.h"
+#include "vecstash/engine/engine.h"
 #include "vecstash/engine/filter.h"
+#include "vecstash/engine/row_index.h"
 #include "vecstash/kernels/search.h"
 #include "vecstash/storage/store.h"
 
@@ -177,7 +176,9 @@ TEST_P(EveryKindAndMetric, RescoredSearchFindsTheTrueNeighbours) {
     nx += double(x[j]) * x[j];
     l2 += (double(queries.row(0)[j]) - x[j]) * (double(queries.row(0)[j]) - x[j]);
   }
-  const double expected = metric == Metric::kCos ? dot / std::sqrt(nq * nx) : metric == Metric::kL2 ? std::sqrt(l2) : dot;
+  const double expected = metric == Metric::kCos  ? dot / std::sqrt(nq * nx)
+                          : metric == Metric::kL2 ? std::sqrt(l2)
+                                                  : dot;
   EXPECT_NEAR((*res)[0][0].score, expected, 1e-3 * std::max(1.0, std::abs(expected)));
 }
 
@@ -278,7 +279,7 @@ TEST(Collection, UpsertReplacesAndDeleteRemovesEverywhere) {
   ASSERT_TRUE(removed.is_ok());
   EXPECT_EQ(*removed, 49u);  // 50 odd ids, minus 7 whose payload was replaced
   EXPECT_EQ((*c)->count(), 50u);
-  EXPECT_EQ((*c)->count(&*f), 0u);
+  EXPECT_EQ((*c)->count(&*f).value(), 0u);
 
   // set_payload merges or overwrites.
   ASSERT_TRUE((*c)->set_payload(std::vector<PointId>{PointId::number(0)}, json{{"extra", 1}}, false).is_ok());
@@ -372,14 +373,16 @@ TEST(Collection, FilteredSearchReturnsKMatchesAndAgreesWithBruteForce) {
     }
     ASSERT_TRUE((*c)->upsert(points_of(base, 0, &payloads)).is_ok());
     // A rare filter (about 3% of points): k-NN must still return k matching points.
-    const json fj = {{"must", {{{"key", "group"}, {"match", {{"value", 3}}}}, {{"key", "meta.source"}, {"match", {{"value", "pdf"}}}}}}};
+    const json fj = {
+        {"must",
+         {{{"key", "group"}, {"match", {{"value", 3}}}}, {{"key", "meta.source"}, {"match", {{"value", "pdf"}}}}}}};
     auto filter = Filter::parse(fj);
     ASSERT_TRUE(filter.is_ok()) << filter.status().to_string();
     auto allowed = [&](std::size_t i) { return payloads[i]["group"] == 3 && payloads[i]["meta"]["source"] == "pdf"; };
     std::size_t matching = 0;
     for (std::size_t i = 0; i < 1200; ++i) matching += allowed(i);
     ASSERT_GT(matching, 10u);
-    EXPECT_EQ((*c)->count(&*filter), matching);
+    EXPECT_EQ((*c)->count(&*filter).value(), matching);
     SearchRequest req;
     req.queries = {queries.data.data(), queries.data.size()};
     req.nq = queries.rows;
@@ -392,7 +395,7 @@ TEST(Collection, FilteredSearchReturnsKMatchesAndAgreesWithBruteForce) {
     std::size_t hit = 0;
     for (std::size_t i = 0; i < queries.rows; ++i) {
       ASSERT_EQ((*res)[i].size(), 10u) << "index '" << index << "': fewer than k results although " << matching
-                                        << " points match";
+                                       << " points match";
       for (const auto& p : (*res)[i]) EXPECT_TRUE(allowed(p.id.lo)) << "a non-matching point was returned";
       const auto truth = brute_topk(queries.row(i), base, Metric::kCos, 10, allowed);
       std::set<std::uint64_t> t(truth.begin(), truth.end());
@@ -587,11 +590,14 @@ TEST(Persistence, DamagedOrUnknownBlobsAreClearErrorsNamingTheCollection) {
     auto store = storage::Store::open(dir.path());
     ASSERT_TRUE(store.is_ok());
     std::string key, value;
-    ASSERT_TRUE((*store)->scan(storage::Column::kMeta, "calibration/", [&](std::string_view k, std::string_view v) {
-                          key = k;
-                          value = v;
-                          return false;
-                        }).is_ok());
+    ASSERT_TRUE((*store)
+                    ->scan(storage::Column::kMeta, "calibration/",
+                           [&](std::string_view k, std::string_view v) {
+                             key = k;
+                             value = v;
+                             return false;
+                           })
+                    .is_ok());
     ASSERT_FALSE(value.empty());
     value[value.size() / 2] ^= 0x5A;
     ASSERT_TRUE((*store)->put(storage::Column::kMeta, key, value).is_ok());
@@ -720,7 +726,7 @@ TEST(Concurrency, ReadersNeverSeeAHalfAppliedBatch) {
       while (written < 60) {
         const int b = static_cast<int>(rng() % 60);
         auto f = Filter::parse(json{{"must", {{{"key", "batch"}, {"match", {{"value", b}}}}}}});
-        const std::size_t n = (*c)->count(&*f);
+        const std::size_t n = (*c)->count(&*f).value();
         if (n != 0 && n != 16) failed = true;
         SearchRequest req;
         req.queries = {base.row(b * 16), 16};
@@ -748,8 +754,8 @@ TEST(RowIndexTest, MatchesAReferenceMapUnderChurn) {
   std::vector<PointId> row_ids;
   std::mt19937_64 rng(7);
   for (int step = 0; step < 200000; ++step) {
-    const PointId id = rng() % 4 ? PointId::number(rng() % 5000)
-                                 : PointId{PointId::Kind::kUuid, rng() % 3, rng() % 2000};
+    const PointId id =
+        rng() % 4 ? PointId::number(rng() % 5000) : PointId{PointId::Kind::kUuid, rng() % 3, rng() % 2000};
     const int op = static_cast<int>(rng() % 10);
     if (op < 5) {
       row_ids.push_back(id);
@@ -791,7 +797,8 @@ TEST(ThreadPoolTest, BoundedQueueRefusesWorkWhenFull) {
   ASSERT_TRUE(pool.submit([&] {
                     std::lock_guard l(gate);
                     ++ran;
-                  }).is_ok());
+                  })
+                  .is_ok());
   // The worker is blocked on the gate (or about to be); fill the queue.
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   ASSERT_TRUE(pool.submit([&] { ++ran; }).is_ok());

@@ -27,11 +27,10 @@
 //   ("hubs") come up for every query. As CSLS (Conneau et al., "Word translation without parallel
 //   data", ICLR 2018), a point's score is lowered by `hubness_weight` x r(point), where r is the mean of
 //   its `hubness_neighbours` highest similarities to the model's anchors mapped by its Procrustes map
-//   (CSLS ranks by 2 cos - r; halved: weight 0.5, the default from 40 anchors up, with 10 neighbours). r is derived data
-//   like the relative vectors: computed at registration, for every written point, and again when the
-//   stored vectors change or the collection is opened. Cosine and dot collections only (the returned
-//   score is the corrected similarity); `QuerySpace::hubness_weight` overrides the weight per query
-//   (0 switches it off).
+//   (CSLS ranks by 2 cos - r; halved: weight 0.5, the default from 40 anchors up, with 10 neighbours). r is derived
+//   data like the relative vectors: computed at registration, for every written point, and again when the stored
+//   vectors change or the collection is opened. Cosine and dot collections only (the returned score is the corrected
+//   similarity); `QuerySpace::hubness_weight` overrides the weight per query (0 switches it off).
 //
 // Thread safety: as Collection (these are Collection methods).
 #pragma once
@@ -133,7 +132,7 @@ struct ModelInfo {
   float local_temperature = 0;
   float local_weight = 0;
   double local_fit_cosine = 0;  ///< leave-one-out mean cosine of corrected and target anchors
-  float hubness_weight = 0;            ///< 0: no hubness correction (and no per-point term kept)
+  float hubness_weight = 0;     ///< 0: no hubness correction (and no per-point term kept)
   std::uint32_t hubness_neighbours = 0;
   /// Advice about the fit, e.g. fewer anchors than dimensions (the maps are then under-determined).
   std::vector<std::string> warnings;

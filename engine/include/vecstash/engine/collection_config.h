@@ -8,10 +8,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "vecstash/common/status.h"
 #include "vecstash/common/types.h"
@@ -42,11 +41,19 @@ struct SearchDefaults {
 };
 
 struct CollectionConfig {
-  std::size_t dim = 0;                 ///< required, 1..kMaxDim
-  Metric metric = Metric::kCos;        ///< kCos (rows and queries normalised), kIp or kL2
-  PcaConfig pca;                       ///< default: none
+  std::size_t dim = 0;                                 ///< required, 1..kMaxDim
+  Metric metric = Metric::kCos;                        ///< kCos (rows and queries normalised), kIp or kL2
+  PcaConfig pca;                                       ///< default: none
   kernels::CodecOptions codec{.kind = CodeKind::kI8};  ///< default int8
-  bool keep_originals = true;          ///< keep float32 originals for rescoring (default true)
+  bool keep_originals = true;                          ///< keep float32 originals for rescoring (default true)
+  /// Hold the kept originals in RAM as well as on disk: the fastest rescoring, at dim x 4 bytes per
+  /// point. Default false: they are read from disk for the candidates being rescored (Qdrant's
+  /// vectors.on_disk; the codes are always in RAM, Qdrant's quantization always_ram).
+  bool originals_in_ram = false;
+  /// Hold every payload in RAM, parsed: filters on fields without a payload index avoid the disk.
+  /// Default false: payloads are read for the points returned and by such filters (Qdrant's
+  /// on_disk_payload).
+  bool payloads_in_ram = false;
   /// Vectors ingested before calibration are kept as float32; calibration (PCA + codec) is learned
   /// from the first `calibration_sample` vectors, or earlier by an explicit calibrate(). Default 10,000.
   std::size_t calibration_sample = 10000;
@@ -71,7 +78,7 @@ struct CollectionConfig {
 
 /// JSON form: {"dim":..,"metric":"cos|ip|l2","pca":{"components":..,"variance_fraction":..},
 /// "codec":{"kind":"i8","scale":"vector","fp8_center":true,"int8_clip_percent":0},
-/// "keep_originals":true,"calibration_sample":10000,"index":"","hnsw_ef_construction":0,"search":{...},"vector_name":null}.
+/// "keep_originals":true,"originals_in_ram":false,"payloads_in_ram":false,"calibration_sample":10000,"index":"","hnsw_ef_construction":0,"search":{...},"vector_name":null}.
 /// Missing keys take the defaults; unknown keys and wrong types are InvalidArgument naming the key.
 Result<CollectionConfig> config_from_json(const nlohmann::json& j);
 nlohmann::json config_to_json(const CollectionConfig& config);

@@ -34,7 +34,9 @@ struct EngineOptions {
   std::size_t pool_queue = 256;
   /// true (default): fsync the write-ahead log before acknowledging a write.
   bool sync_writes = true;
-  std::size_t block_cache_mb = 64;
+  /// The store's block cache, which memtables are charged to as well: what RocksDB may hold in RAM.
+  /// Default 32 MiB.
+  std::size_t block_cache_mb = 32;
   /// Exact scans over codes on the GPU when one is usable (default true). Without a GPU (or a CUDA
   /// build) the CPU is used, logged once. The device holds one collection's codes at a time; a scan of
   /// another collection, or after a write, uploads them again.
@@ -61,6 +63,9 @@ class Engine {
  private:
   explicit Engine(std::unique_ptr<EngineShared> shared);
   Status load_collections();
+  // Every store record and file of collection `cid` (a drop, or left-overs of an interrupted one).
+  Status erase_collection_data(std::uint32_t cid);
+  std::filesystem::path collection_dir(std::uint32_t cid) const;
   std::unique_ptr<EngineShared> shared_;
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<Collection>> collections_;

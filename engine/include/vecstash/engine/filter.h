@@ -3,19 +3,24 @@
 // Supported conditions (Qdrant REST shapes): field conditions on a key ("match" with value / any /
 // except / text / text_any / phrase / prefix, "range", "values_count", "is_empty": bool,
 // "is_null": bool), {"is_empty": {"key"}}, {"is_null": {"key"}}, {"has_id": [ids]},
-// {"nested": {"key", "filter"}}, and a Filter used as a condition. Geo conditions, datetime ranges,
-// has_vector and slice are rejected as unsupported. The per-condition rules (arrays, nulls, missing
-// keys) are listed at the top of engine/src/filter.cpp.
+// {"nested": {"key", "filter"}}, and a Filter used as a condition. A range whose bounds are RFC 3339
+// strings is a datetime range. Geo conditions, has_vector and slice are rejected as unsupported. The per-condition
+// rules (arrays, nulls, missing keys) are listed at the top of engine/src/filter.cpp.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <vector>
 
 #include "vecstash/common/status.h"
 #include "vecstash/engine/point_id.h"
 
 namespace vecstash::engine {
+
+class PayloadIndexes;  // engine-internal (engine/src/payload_index.h)
 
 /// A compiled payload filter.
 ///
@@ -56,6 +61,23 @@ class Filter {
   /// ids), returns that set, sorted and unique; matches() must still be checked on those points.
   /// nullptr when the filter does not restrict ids this way.
   const std::vector<PointId>* required_ids() const noexcept;
+
+  /// Engine-internal: the rows that can match, found in payload indexes (rows may include dead ones).
+  struct Candidates {
+    std::vector<std::uint32_t> rows;  ///< sorted, unique
+    bool exact = false;               ///< every live row listed matches, and no other live row does
+  };
+  /// Engine-internal: the live row of a point id, if any.
+  using RowOf = std::function<std::optional<std::uint32_t>(const PointId&)>;
+  /// Engine-internal: the candidates of this filter from the indexed fields; nullopt when the indexes
+  /// cannot narrow it down (every row is a candidate).
+  std::optional<Candidates> candidates(const PayloadIndexes& indexes, const RowOf& row_of) const;
+  /// Engine-internal: this filter as a collection with these indexes evaluates it: match text and
+  /// text_any on a key with a full-text index compare tokens (every / some token of the query present
+  /// among the value's tokens), as Qdrant does; without one they compare substrings.
+  Filter bind(const PayloadIndexes& indexes) const;
+  /// False when matches() never looks at the payload (has_id alone, constants).
+  bool reads_payload() const noexcept;
 
   struct Program;  ///< the compiled condition tree (defined in filter.cpp)
 

@@ -10,10 +10,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "vecstash/common/status.h"
 
@@ -45,7 +44,8 @@ struct PointId {
 
 struct PointIdHash {
   std::size_t operator()(const PointId& id) const noexcept {
-    std::uint64_t h = id.lo * 0x9E3779B97F4A7C15ull ^ (id.hi + static_cast<std::uint64_t>(id.kind) * 0xC2B2AE3D27D4EB4Full);
+    std::uint64_t h =
+        id.lo * 0x9E3779B97F4A7C15ull ^ (id.hi + static_cast<std::uint64_t>(id.kind) * 0xC2B2AE3D27D4EB4Full);
     h ^= h >> 31;
     h *= 0xBF58476D1CE4E5B9ull;
     h ^= h >> 29;

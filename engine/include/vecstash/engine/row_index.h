@@ -1,7 +1,7 @@
-// Internal to the engine (used by Collection): the id -> row map of a collection, kept small. An open-addressing table of
-// 32-bit row numbers (linear probing, backward-shift deletion); the ids themselves live once, in the
-// collection's row -> id array, and are read from there when probing. About 4 / 0.7 bytes per point
-// instead of the ~60 of a node-based std::unordered_map.
+// Internal to the engine (used by Collection): the id -> row map of a collection, kept small. An open-addressing table
+// of 32-bit row numbers (linear probing, backward-shift deletion); the ids themselves live once, in the collection's
+// row -> id array, and are read from there when probing. About 4 / 0.7 bytes per point instead of the ~60 of a
+// node-based std::unordered_map.
 //
 // Thread safety: none; the collection guards it with its locks.
 #pragma once
@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "vecstash/engine/point_id.h"
@@ -22,7 +23,7 @@ class RowIndex {
   static constexpr std::uint64_t kMaxRow = kEmpty - 1;
 
   /// The row of `id`, given the row -> id array the rows index into.
-  std::optional<std::uint32_t> find(const PointId& id, const std::vector<PointId>& row_ids) const noexcept {
+  std::optional<std::uint32_t> find(const PointId& id, std::span<const PointId> row_ids) const noexcept {
     if (size_ == 0) return std::nullopt;
     for (std::size_t i = slot_of(id);; i = (i + 1) & mask()) {
       const std::uint32_t r = slots_[i];
@@ -32,7 +33,7 @@ class RowIndex {
   }
   /// Map `id` to `row` (row_ids[row] must already be id), replacing an existing mapping.
   /// Returns the previous row, if any.
-  std::optional<std::uint32_t> assign(const PointId& id, std::uint32_t row, const std::vector<PointId>& row_ids) {
+  std::optional<std::uint32_t> assign(const PointId& id, std::uint32_t row, std::span<const PointId> row_ids) {
     if ((size_ + 1) * 10 > slots_.size() * 7) rehash(std::max<std::size_t>(64, slots_.size() * 2), row_ids);
     for (std::size_t i = slot_of(id);; i = (i + 1) & mask()) {
       const std::uint32_t r = slots_[i];
@@ -48,7 +49,7 @@ class RowIndex {
     }
   }
   /// Remove `id`; returns its row if it was present.
-  std::optional<std::uint32_t> erase(const PointId& id, const std::vector<PointId>& row_ids) noexcept {
+  std::optional<std::uint32_t> erase(const PointId& id, std::span<const PointId> row_ids) noexcept {
     if (size_ == 0) return std::nullopt;
     std::size_t i = slot_of(id);
     for (;; i = (i + 1) & mask()) {
@@ -75,7 +76,7 @@ class RowIndex {
     slots_.clear();
     size_ = 0;
   }
-  void reserve(std::size_t n, const std::vector<PointId>& row_ids) {
+  void reserve(std::size_t n, std::span<const PointId> row_ids) {
     std::size_t cap = 64;
     while (n * 10 > cap * 7) cap *= 2;
     if (cap > slots_.size()) rehash(cap, row_ids);
@@ -85,8 +86,8 @@ class RowIndex {
 
  private:
   std::size_t mask() const noexcept { return slots_.size() - 1; }
-  std::size_t slot_of(const PointId& id) const noexcept { return PointIdHash{}(id) & mask(); }
-  void rehash(std::size_t capacity, const std::vector<PointId>& row_ids) {
+  std::size_t slot_of(const PointId& id) const noexcept { return PointIdHash{}(id)&mask(); }
+  void rehash(std::size_t capacity, std::span<const PointId> row_ids) {
     std::vector<std::uint32_t> old = std::move(slots_);
     slots_.assign(capacity, kEmpty);
     for (std::uint32_t r : old) {

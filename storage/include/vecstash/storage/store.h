@@ -16,8 +16,10 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "vecstash/common/status.h"
 
@@ -26,13 +28,14 @@ namespace vecstash::storage {
 /// Column families, by access pattern. kMeta is RocksDB's default family.
 enum class Column : std::uint8_t {
   kMeta = 0,       ///< collection configs, calibration blobs, counters
-  kCodes = 1,      ///< encoded vectors (scanned in key order)
-  kOriginals = 2,  ///< float32 originals for rescoring (point reads)
+  kCodes = 1,      ///< encoded vectors of earlier releases (read when migrating)
+  kOriginals = 2,  ///< float32 originals of earlier releases (read when migrating)
   kPayloads = 3,   ///< JSON payloads (point reads)
-  kIndex = 4,      ///< index snapshots (large blobs)
-  kIds = 5,        ///< id maps (external id <-> row)
+  kIndex = 4,      ///< index snapshots of earlier releases (read when migrating)
+  kIds = 5,        ///< id maps of earlier releases (read when migrating)
+  kRowMarks = 6,   ///< small per-row marks (dead rows, rows whose payload changed)
 };
-inline constexpr int kColumnCount = 6;
+inline constexpr int kColumnCount = 7;
 std::string_view column_name(Column c) noexcept;
 
 enum class Durability : std::uint8_t {
@@ -41,9 +44,21 @@ enum class Durability : std::uint8_t {
 };
 
 struct StoreOptions {
-  bool create_if_missing = true;         ///< default true
+  bool create_if_missing = true;  ///< default true
   Durability durability = Durability::kSync;
-  std::size_t block_cache_mb = 64;       ///< default 64 MiB shared block cache
+  /// Shared block cache (the bounded cache of everything read from the store, payloads above all).
+  /// Memtables are charged to it as well, so it bounds what RocksDB holds in RAM. Default 32 MiB.
+  std::size_t block_cache_mb = 32;
+  /// Memtable size per column family before it is flushed to a table file. Default 8 MiB.
+  std::size_t write_buffer_mb = 8;
+};
+
+/// What the store holds in RAM, in bytes (RocksDB's own accounting).
+struct StoreMemory {
+  std::size_t memtables = 0;      ///< unflushed writes, all column families
+  std::size_t block_cache = 0;    ///< blocks cached (memtable reservations excluded)
+  std::size_t table_readers = 0;  ///< index and filter blocks of open table files
+  std::size_t total() const { return memtables + block_cache + table_readers; }
 };
 
 /// Mutations applied atomically by Store::write (all or nothing, also across a crash).
@@ -56,6 +71,8 @@ class WriteBatch {
 
   void put(Column column, std::string_view key, std::string_view value);
   void erase(Column column, std::string_view key);
+  /// Delete every key in [begin, end) of a column.
+  void erase_range(Column column, std::string_view begin, std::string_view end);
   /// Number of put/erase operations recorded.
   std::size_t count() const noexcept;
   void clear();
@@ -81,6 +98,8 @@ class Store {
   Status erase(Column column, std::string_view key);
   /// The value, or std::nullopt when the key is absent.
   Result<std::optional<std::string>> get(Column column, std::string_view key) const;
+  /// The values of many keys of one column at once (one RocksDB MultiGet), in key order of `keys`.
+  Result<std::vector<std::optional<std::string>>> multi_get(Column column, std::span<const std::string> keys) const;
   /// Visit the keys starting with `prefix` in ascending byte order, from a consistent snapshot;
   /// `fn` returns false to stop early.
   Status scan(Column column, std::string_view prefix,
@@ -89,6 +108,8 @@ class Store {
   Status erase_range(Column column, std::string_view begin, std::string_view end);
   /// Flush memtables to table files (speeds up the next open; not needed for durability).
   Status flush();
+  /// RocksDB's memory: memtables, block cache, table readers.
+  StoreMemory memory() const;
 
   const std::filesystem::path& path() const noexcept { return path_; }
 
