@@ -10,7 +10,7 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
   libfaiss-dev librocksdb-dev libboost-dev libboost-program-options-dev nlohmann-json3-dev
   libopenblas-dev liblapacke-dev libspdlog-dev libfmt-dev libcli11-dev
-  libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev
+  libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev libsimdjson-dev
   wrk curl
   python3 python3-venv
 )

@@ -1,5 +1,6 @@
 #include "serve_command.h"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -16,8 +17,7 @@ namespace vecstash::tools {
 
 CLI::App* add_serve_command(CLI::App& app, ServeArgs& args) {
   CLI::App* cmd = app.add_subcommand(
-      "serve",
-      "Run the REST server (Qdrant-compatible API plus vecstash's compression endpoints) on a data directory");
+      "serve", "Run the REST server (Qdrant-compatible API plus vecstash's compression endpoints) on a data directory");
   cmd->fallthrough();
   cmd->add_option("--config", args.config_file, "JSON settings file (keys in docs/API.md)")->check(CLI::ExistingFile);
   cmd->add_option("--data-dir", args.data_dir, "Database directory (created if missing) [vecstash-data]");
@@ -26,7 +26,8 @@ CLI::App* add_serve_command(CLI::App& app, ServeArgs& args) {
   cmd->add_option("--port-file", args.port_file, "Write the port listened on to this file once ready");
   cmd->add_option("--api-key", args.api_key, "Require this key (api-key header or Authorization: Bearer)");
   cmd->add_option("--read-only-api-key", args.read_only_api_key, "A second key that may only read");
-  cmd->add_option("--threads", args.threads, "Kernel threads per search call [1] (0 = all cores)")->check(CLI::Range(0, 1024));
+  cmd->add_option("--threads", args.threads, "Kernel threads per search call [1] (0 = all cores)")
+      ->check(CLI::Range(0, 1024));
   cmd->add_option("--io-threads", args.io_threads, "Socket threads [2]")->check(CLI::Range(1, 256));
   cmd->add_option("--log-level", args.log_level, "trace, debug, info, warn, error [info]");
   cmd->add_flag("--print-config", args.print_config, "Print the effective settings and exit");
@@ -81,6 +82,12 @@ int run_serve(const ServeArgs& args, bool log_level_from_flags) {
   eo.sync_writes = cfg.sync_writes;
   eo.block_cache_mb = cfg.block_cache_mb;
   eo.use_gpu = cfg.use_gpu;
+  // Request bodies (a batch of vectors is megabytes) come and go: with glibc's default, the mmap
+  // threshold rises to the largest block freed, and later bodies are carved from the heaps, which keep
+  // their pages after the request. A fixed threshold keeps large blocks in their own mappings (given
+  // back when freed) and the process's RSS at what the collections hold.
+  mallopt(M_MMAP_THRESHOLD, 256 << 10);
+  mallopt(M_TRIM_THRESHOLD, 1 << 20);
   spdlog::info("opening {}", cfg.data_dir);
   auto engine = engine::Engine::open(cfg.data_dir, eo);
   if (!engine) {

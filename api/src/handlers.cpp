@@ -8,6 +8,7 @@
 #include <regex>
 #include <string_view>
 
+#include "points_json.h"
 #include "request_json.h"
 #include "service_impl.h"
 #include "vecstash/engine/filter.h"
@@ -627,6 +628,19 @@ std::string_view distance_name(Metric m) {
   return "Dot";
 }
 
+/// always_ram of a quantization config: vecstash always holds the codes in RAM.
+Status check_always_ram(const json& v, const std::string& where) {
+  const json* ram = field(v, "always_ram");
+  if (!ram || ram->is_null()) return Status::ok();
+  if (!ram->is_boolean()) return bad("Json deserialize error: `" + where + ".always_ram` must be a boolean");
+  if (!ram->get<bool>()) {
+    return bad("Wrong input: " + where +
+               ".always_ram false is not supported: vecstash always holds the codes in RAM (the originals go to disk "
+               "with vectors.on_disk)");
+  }
+  return Status::ok();
+}
+
 /// Qdrant's quantization_config -> codec settings in `engine_json` (unless vecstash.codec.kind is set).
 Status apply_quantization(const json& qc, json* engine_json) {
   if (!qc.is_object() || qc.size() != 1) {
@@ -640,6 +654,7 @@ Status apply_quantization(const json& qc, json* engine_json) {
   if (kind == "scalar") {
     VECSTASH_RETURN_IF_ERROR(
         check_fields(v, "quantization_config.scalar", {"type", "quantile", "always_ram", "memory"}));
+    VECSTASH_RETURN_IF_ERROR(check_always_ram(v, "quantization_config.scalar"));
     const json* type = field(v, "type");
     if (!type || *type != "int8") return bad("Wrong input: quantization_config.scalar.type must be \"int8\"");
     auto q = read_number(v, "quantile");
@@ -662,6 +677,7 @@ Status apply_quantization(const json& qc, json* engine_json) {
   if (kind == "binary") {
     VECSTASH_RETURN_IF_ERROR(
         check_fields(v, "quantization_config.binary", {"always_ram", "encoding", "query_encoding"}));
+    VECSTASH_RETURN_IF_ERROR(check_always_ram(v, "quantization_config.binary"));
     if (const json* enc = field(v, "encoding"); enc && *enc != "one_bit") {
       return bad("Wrong input: quantization_config.binary.encoding: only one_bit is supported");
     }
@@ -794,6 +810,16 @@ Result<json> Service::Impl::create_collection(Call& c) {
       return bad("Wrong input: datatype " + dt->dump() + " is not supported (float32 or float16)");
     }
   }
+  // Qdrant's storage settings: originals on disk (vecstash's default) or also in RAM; payloads the same.
+  auto on_disk = read_optional_bool(*params, "on_disk");
+  if (!on_disk) return on_disk.status();
+  if (on_disk.value() && !ej.contains("originals_in_ram")) ej["originals_in_ram"] = !*on_disk.value();
+  auto on_disk_payload = read_optional_bool(b, "on_disk_payload");
+  if (!on_disk_payload) return on_disk_payload.status();
+  if (on_disk_payload.value() && !ej.contains("payloads_in_ram")) ej["payloads_in_ram"] = !*on_disk_payload.value();
+  if (ej.value("keep_originals", true) == false && ej.value("originals_in_ram", false)) {
+    return bad("Wrong input: vectors.on_disk false keeps the originals in RAM, but vecstash.keep_originals is false");
+  }
   const json* hnsw = field(*params, "hnsw_config");
   if (!hnsw) hnsw = field(b, "hnsw_config");
   if (hnsw && !ej.contains("index")) {
@@ -831,12 +857,24 @@ Result<json> Service::Impl::delete_collection(Call& c) {
   return json(true);
 }
 
+/// Qdrant's payload_schema: {"field": {"data_type": type, "params": {"type": type}, "points": n}}.
+json payload_schema_json(const engine::Collection& col) {
+  json out = json::object();
+  for (const auto& index : col.payload_indexes()) {
+    out[index.field] = {{"data_type", index.type}, {"params", {{"type", index.type}}}, {"points", index.points}};
+  }
+  return out;
+}
+
 Result<json> Service::Impl::collection_info(Call& c) {
   auto col = collection(c.params[0]);
   if (!col) return col.status();
   const engine::CollectionInfo info = col.value()->info();
   const CollectionConfig& cfg = info.config;
-  json vparams = {{"size", cfg.dim}, {"distance", std::string(distance_name(cfg.metric))}};
+  // on_disk: the originals live on disk (vecstash's default); false keeps a RAM copy as well.
+  json vparams = {{"size", cfg.dim},
+                  {"distance", std::string(distance_name(cfg.metric))},
+                  {"on_disk", !cfg.originals_in_ram}};
   json vectors = cfg.vector_name ? json{{*cfg.vector_name, vparams}} : vparams;
   const int m = hnsw_m_of(cfg.index);
   json ours = engine::config_to_json(cfg);
@@ -856,6 +894,7 @@ Result<json> Service::Impl::collection_info(Call& c) {
         {"originals", info.memory.originals},
         {"ids", info.memory.ids},
         {"payloads", info.memory.payloads},
+        {"payload_index", info.memory.payload_index},
         {"index", info.memory.index},
         {"total", info.memory.total()}}},
   };
@@ -867,7 +906,7 @@ Result<json> Service::Impl::collection_info(Call& c) {
         {"shard_number", 1},
         {"replication_factor", 1},
         {"write_consistency_factor", 1},
-        {"on_disk_payload", false}}},
+        {"on_disk_payload", !cfg.payloads_in_ram}}},
       {"hnsw_config",
        {{"m", m},
         {"ef_construct", m == 0 ? 100 : (cfg.hnsw_ef_construction > 0 ? cfg.hnsw_ef_construction : 40)},
@@ -886,23 +925,40 @@ Result<json> Service::Impl::collection_info(Call& c) {
               {"segments_count", 1},
               {"points_count", info.points},
               {"indexed_vectors_count", info.indexed},
-              {"payload_schema", json::object()},
+              {"payload_schema", payload_schema_json(*col.value())},
               {"config", config}};
 }
 
 Result<json> Service::Impl::create_payload_index(Call& c) {
   auto col = collection(c.params[0]);
   if (!col) return col.status();
-  VECSTASH_RETURN_IF_ERROR(check_fields(c.body, "create index", {"field_name", "field_schema"}));
+  VECSTASH_RETURN_IF_ERROR(check_fields(c.body, "create index", {"field_name", "field_schema", "field_type"}));
   const json* f = field(c.body, "field_name");
   if (!f || !f->is_string()) return bad("Json deserialize error: missing field `field_name`");
-  // Filters are evaluated against the payloads during the scan; no separate index is needed.
+  // field_schema: a type name, or {"type": name, ...the index's parameters}; field_type is its old name.
+  const json* schema = field(c.body, "field_schema");
+  if (!schema) schema = field(c.body, "field_type");
+  if (!schema) return bad("Json deserialize error: missing field `field_schema`");
+  std::string type;
+  if (schema->is_string()) {
+    type = schema->get<std::string>();
+  } else if (schema->is_object() && schema->contains("type") && (*schema)["type"].is_string()) {
+    type = (*schema)["type"].get<std::string>();
+  } else {
+    return bad("Json deserialize error: `field_schema` must be a type name or an object with a `type`");
+  }
+  if (type == "geo") return bad("Wrong input: geo payload indexes are not supported");
+  const Status s = col.value()->create_payload_index(f->get<std::string>(), type);
+  if (s.code() == StatusCode::kInvalidArgument) return bad("Wrong input: " + s.message());
+  VECSTASH_RETURN_IF_ERROR(s);
   return update_result(c);
 }
 
 Result<json> Service::Impl::delete_payload_index(Call& c) {
   auto col = collection(c.params[0]);
   if (!col) return col.status();
+  const Status s = col.value()->drop_payload_index(c.params[1]);
+  if (s.code() != StatusCode::kNotFound) VECSTASH_RETURN_IF_ERROR(s);  // deleting nothing is not an error
   return update_result(c);
 }
 
@@ -910,81 +966,14 @@ Result<json> Service::Impl::upsert_points(Call& c) {
   auto col = collection(c.params[0]);
   if (!col) return col.status();
   const CollectionConfig& cfg = col.value()->config();
-  const json& b = c.body;
-  VECSTASH_RETURN_IF_ERROR(check_fields(b, "upsert", {"points", "batch", "shard_key", "update_filter"}));
-  if (field(b, "update_filter")) return bad("Wrong input: `update_filter` is not supported");
-  const json* points = field(b, "points");
-  const json* batch = field(b, "batch");
-  if ((points != nullptr) == (batch != nullptr)) return bad("Json deserialize error: expected `points` or `batch`");
-  std::vector<PointId> ids;
-  std::vector<std::vector<float>> vectors;
-  std::vector<std::optional<json>> payloads;
-  const std::size_t max = options.limits.max_points_per_write;
-  if (points) {
-    if (!points->is_array()) return bad("Json deserialize error: `points` must be a list");
-    if (points->size() > max) {
-      return bad("Wrong input: at most " + std::to_string(max) + " points per request, got " +
-                 std::to_string(points->size()));
-    }
-    for (std::size_t i = 0; i < points->size(); ++i) {
-      const json& p = (*points)[i];
-      const std::string where = "points[" + std::to_string(i) + "]";
-      VECSTASH_RETURN_IF_ERROR(check_fields(p, where, {"id", "vector", "payload"}));
-      const json* id = field(p, "id");
-      if (!id) return bad("Json deserialize error: " + where + ": missing field `id`");
-      auto pid = PointId::from_json(*id);
-      if (!pid) return bad("Wrong input: " + where + ": " + pid.status().message());
-      const json* v = field(p, "vector");
-      if (!v) return bad("Json deserialize error: " + where + ": missing field `vector`");
-      auto vec = read_vector_struct(*v, cfg);
-      if (!vec) return bad(vec.status().message() + " (" + where + ")");
-      const json* pl = field(p, "payload");
-      if (pl && !pl->is_object()) return bad("Wrong input: " + where + ": payload must be a JSON object");
-      ids.push_back(pid.value());
-      vectors.push_back(std::move(vec).value());
-      payloads.push_back(pl ? std::optional<json>(*pl) : std::nullopt);
-    }
-  } else {
-    VECSTASH_RETURN_IF_ERROR(check_fields(*batch, "batch", {"ids", "vectors", "payloads"}));
-    const json* bid = field(*batch, "ids");
-    const json* bv = field(*batch, "vectors");
-    if (!bid || !bv) return bad("Json deserialize error: batch needs `ids` and `vectors`");
-    auto parsed = read_ids(*bid, "batch.ids", max);
-    if (!parsed) return parsed.status();
-    ids = std::move(parsed).value();
-    const json* rows = bv;
-    if (bv->is_object()) {
-      const std::string mine = cfg.vector_name.value_or("");
-      if (bv->size() != 1 || !bv->contains(mine))
-        return bad("Wrong input: Not existing vector name error in batch.vectors");
-      rows = &bv->at(mine);
-    }
-    if (!rows->is_array() || rows->size() != ids.size()) {
-      return bad("Wrong input: batch.vectors must hold one vector per id (" + std::to_string(ids.size()) + ")");
-    }
-    for (std::size_t i = 0; i < rows->size(); ++i) {
-      auto vec = read_dense((*rows)[i], cfg.dim);
-      if (!vec) return bad(vec.status().message() + " (batch.vectors[" + std::to_string(i) + "])");
-      vectors.push_back(std::move(vec).value());
-    }
-    payloads.assign(ids.size(), std::nullopt);
-    if (const json* bp = field(*batch, "payloads")) {
-      if (!bp->is_array() || bp->size() != ids.size()) {
-        return bad("Wrong input: batch.payloads must hold one payload per id (" + std::to_string(ids.size()) + ")");
-      }
-      for (std::size_t i = 0; i < bp->size(); ++i) {
-        const json& pl = (*bp)[i];
-        if (pl.is_null()) continue;
-        if (!pl.is_object()) return bad("Wrong input: batch.payloads[" + std::to_string(i) + "] must be a JSON object");
-        payloads[i] = pl;
-      }
-    }
-  }
-  std::vector<engine::PointInput> input(ids.size());
-  for (std::size_t i = 0; i < ids.size(); ++i) {
-    input[i].id = ids[i];
-    input[i].vector = vectors[i];
-    input[i].payload = std::move(payloads[i]);
+  auto body = parse_upsert_body(c.req.body, cfg, options.limits.max_points_per_write);
+  if (!body) return body.status();
+  const std::size_t n = body->ids.size();
+  std::vector<engine::PointInput> input(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    input[i].id = body->ids[i];
+    input[i].vector = std::span<const float>(body->vectors.data() + i * cfg.dim, cfg.dim);
+    input[i].payload = std::move(body->payloads[i]);
   }
   VECSTASH_RETURN_IF_ERROR(col.value()->upsert(input, write_options()));
   metrics.add_upserted(c.params[0], input.size());

@@ -39,6 +39,13 @@ Result<bool> read_bool(const json& o, std::string_view key, bool def) {
   return v->get<bool>();
 }
 
+Result<std::optional<bool>> read_optional_bool(const json& o, std::string_view key) {
+  const json* v = field(o, key);
+  if (!v || v->is_null()) return std::optional<bool>();
+  if (!v->is_boolean()) return bad("Json deserialize error: `" + std::string(key) + "` must be a boolean");
+  return std::optional<bool>(v->get<bool>());
+}
+
 Result<std::size_t> read_count(const json& o, std::string_view key, std::size_t def) {
   const json* v = field(o, key);
   if (!v) return def;

@@ -29,6 +29,8 @@ Status check_fields(const nlohmann::json& o, std::string_view what, std::initial
 
 /// o[key] as a boolean, `def` when absent.
 Result<bool> read_bool(const nlohmann::json& o, std::string_view key, bool def);
+/// A boolean that may be absent or null (nullopt then).
+Result<std::optional<bool>> read_optional_bool(const nlohmann::json& o, std::string_view key);
 /// o[key] as a non-negative JSON integer, `def` when absent.
 Result<std::size_t> read_count(const nlohmann::json& o, std::string_view key, std::size_t def);
 /// o[key] as a finite number, nullopt when absent.

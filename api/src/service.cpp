@@ -14,15 +14,22 @@ namespace vecstash::api {
 
 int http_status(StatusCode code) noexcept {
   switch (code) {
-    case StatusCode::kOk: return 200;
-    case StatusCode::kInvalidArgument: return 400;
-    case StatusCode::kNotFound: return 404;
+    case StatusCode::kOk:
+      return 200;
+    case StatusCode::kInvalidArgument:
+      return 400;
+    case StatusCode::kNotFound:
+      return 404;
     case StatusCode::kAlreadyExists:
-    case StatusCode::kFailedPrecondition: return 409;
-    case StatusCode::kResourceExhausted: return 429;
-    case StatusCode::kUnavailable: return 503;
+    case StatusCode::kFailedPrecondition:
+      return 409;
+    case StatusCode::kResourceExhausted:
+      return 429;
+    case StatusCode::kUnavailable:
+      return 503;
     case StatusCode::kCorruption:
-    case StatusCode::kInternal: return 500;
+    case StatusCode::kInternal:
+      return 500;
   }
   return 500;
 }
@@ -88,8 +95,9 @@ Response text_response(int status, std::string body, std::string content_type = 
 }  // namespace
 
 Service::Impl::Impl(engine::Engine& e, const ServiceOptions& o, Metrics& m) : engine(e), options(o), metrics(m) {
-  auto add = [this](Method method, const std::string& pattern, Access access, Handler h) {
-    routes.push_back(Route{method, split_path(pattern), std::string(to_string(method)) + " " + pattern, access, h});
+  auto add = [this](Method method, const std::string& pattern, Access access, Handler h, bool raw_body = false) {
+    routes.push_back(
+        Route{method, split_path(pattern), std::string(to_string(method)) + " " + pattern, access, h, raw_body});
   };
   using M = Method;
   using A = Access;
@@ -100,7 +108,8 @@ Service::Impl::Impl(engine::Engine& e, const ServiceOptions& o, Metrics& m) : en
   add(M::kGet, "/collections/{collection_name}/exists", A::kRead, &Impl::collection_exists);
   add(M::kPut, "/collections/{collection_name}/index", A::kWrite, &Impl::create_payload_index);
   add(M::kDelete, "/collections/{collection_name}/index/{field_name}", A::kWrite, &Impl::delete_payload_index);
-  add(M::kPut, "/collections/{collection_name}/points", A::kWrite, &Impl::upsert_points);
+  // Upserts parse their (large) bodies themselves, without a DOM for the vectors (points_json.h).
+  add(M::kPut, "/collections/{collection_name}/points", A::kWrite, &Impl::upsert_points, /*raw_body=*/true);
   add(M::kPost, "/collections/{collection_name}/points", A::kRead, &Impl::retrieve_points);
   add(M::kGet, "/collections/{collection_name}/points/{id}", A::kRead, &Impl::get_point);
   add(M::kPost, "/collections/{collection_name}/points/delete", A::kWrite, &Impl::delete_points);
@@ -174,8 +183,10 @@ Response Service::handle(const Request& req) {
         // Both comparisons always run, so the time does not say which key (if any) matched.
         const bool full = !options_.api_key.empty() && constant_time_equal(key, options_.api_key);
         const bool read = !options_.read_only_api_key.empty() && constant_time_equal(key, options_.read_only_api_key);
-        if (full) granted = Access::kWrite;
-        else if (read) granted = Access::kRead;
+        if (full)
+          granted = Access::kWrite;
+        else if (read)
+          granted = Access::kRead;
         else {
           route_name = "unauthenticated";
           return error_response(401, "Invalid API key", 0.0);
@@ -240,8 +251,9 @@ Response Service::handle(const Request& req) {
       if (route == nullptr) {
         if (!allowed.empty()) {
           route_name = "method_not_allowed";
-          Response r = error_response(405, "Method " + std::string(to_string(req.method)) + " is not allowed on " +
-                                                req.path + " (allowed: " + allowed + ")",
+          Response r = error_response(405,
+                                      "Method " + std::string(to_string(req.method)) + " is not allowed on " +
+                                          req.path + " (allowed: " + allowed + ")",
                                       seconds_since(t0));
           r.headers.emplace_back("Allow", allowed);
           return r;
@@ -256,7 +268,7 @@ Response Service::handle(const Request& req) {
 
       Call call{req, std::move(params), json::object()};
       const bool blank = req.body.find_first_not_of(" \t\r\n") == std::string::npos;
-      if (!blank) {
+      if (!blank && !route->raw_body) {
         call.body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
         if (call.body.is_discarded()) {
           // Parse again with exceptions on to report where the JSON is broken.

@@ -5,11 +5,10 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "vecstash/api/service.h"
 #include "vecstash/engine/collection.h"
@@ -36,6 +35,7 @@ struct Service::Impl {
     std::string name;                   // "POST /collections/{name}/points/query" (metrics label)
     Access access;
     Handler handler;
+    bool raw_body = false;  // the handler reads req.body itself (call.body stays {})
   };
 
   Impl(engine::Engine& e, const ServiceOptions& o, Metrics& m);

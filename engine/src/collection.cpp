@@ -443,6 +443,12 @@ std::vector<PayloadIndexInfo> Collection::payload_indexes() const {
 
 Status Collection::save_payload_index_snapshot() {
   // Callers hold write_mu_: the rows and the indexes do not change underneath (readers may run).
+  if (payloads_->indexes().empty()) {
+    std::error_code ec;
+    std::filesystem::remove(payload_index_path(), ec);
+    payload_indexed_rows_ = rows_->rows();
+    return Status::ok();
+  }
   const auto blob = payloads_->indexes().serialize();
   BlobWriter w("VSPS", 1);
   w.u64(epoch_);

@@ -896,7 +896,10 @@ Plan leaf_plan(const Node& n, const PayloadIndexes& indexes) {
       break;
   }
   if (!rows) return {};
-  return {std::move(rows), index->uncovered().empty()};
+  // Uncovered rows (values the index cannot hold) are added to the lookups they could satisfy:
+  // those answers need checking; integer matches never pick such rows.
+  const bool integer_match = n.kind == NodeKind::kMatchInt || n.kind == NodeKind::kAnyInt;
+  return {std::move(rows), integer_match || index->exact_ranges()};
 }
 
 Plan plan_node(const Program& p, std::uint32_t i, const PayloadIndexes& indexes, const Filter::RowOf& row_of) {

@@ -446,8 +446,9 @@ std::optional<RowList> FieldIndex::match_strings(std::span<const std::string> va
 std::optional<RowList> FieldIndex::match_integers(std::span<const std::int64_t> values) const {
   if (schema_ != FieldSchema::kInteger) return std::nullopt;
   RowList out;
+  // (Uncovered rows hold floats or huge numbers: no integer match can pick them.)
   for (std::int64_t v : values) out = merge_union(out, impl_->ints.collect(v, v));
-  return impl_->with_uncovered(std::move(out));
+  return out;
 }
 
 std::optional<RowList> FieldIndex::match_bool(bool value) const {

@@ -74,14 +74,19 @@ class FieldIndex {
   bool has_values(std::uint32_t row) const noexcept;
   /// Rows (live or not) with at least one indexed value, or uncovered.
   std::size_t rows_with_values() const noexcept;
-  /// Rows holding values this index cannot represent (always candidates).
+  /// Rows holding values this index cannot represent (candidates of the lookups they could satisfy).
   const RowList& uncovered() const noexcept;
+  /// Whether match_integers / match_strings / range / ... answers are exactly the matching rows: true
+  /// unless uncovered rows were added to them (integer ranges, uuid matches).
+  bool exact_ranges() const noexcept { return uncovered().empty(); }
   /// Bytes held (estimated from container sizes).
   std::size_t memory_bytes() const noexcept;
   /// Call fn(row) for every row with an indexed value.
   void for_each_row(const std::function<void(std::uint32_t)>& fn) const;
 
-  // Lookups: rows whose values satisfy the condition (nullopt: this index type cannot answer it).
+  // Lookups: rows whose values satisfy the condition (nullopt: this index type cannot answer it),
+  // plus the uncovered rows where those could satisfy it too (ranges on an integer index, strings on
+  // a uuid index); exact_for() says which lookups are exact.
   std::optional<RowList> match_strings(std::span<const std::string> values) const;
   std::optional<RowList> match_integers(std::span<const std::int64_t> values) const;
   std::optional<RowList> match_bool(bool value) const;

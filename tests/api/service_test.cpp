@@ -97,6 +97,109 @@ class ServiceTest : public ::testing::Test {
   std::unique_ptr<Service> service_;
 };
 
+TEST_F(ServiceTest, StorageSettingsAreTakenAndReportedAsQdrantNamesThem) {
+  create("disk", 8);  // vecstash's default: originals and payloads on disk
+  json info = ok(Method::kGet, "/collections/disk");
+  EXPECT_EQ(info["config"]["params"]["vectors"]["on_disk"], true);
+  EXPECT_EQ(info["config"]["params"]["on_disk_payload"], true);
+  create("ram", 8, "Cosine",
+         {{"vectors", {{"size", 8}, {"distance", "Cosine"}, {"on_disk", false}}}, {"on_disk_payload", false}});
+  info = ok(Method::kGet, "/collections/ram");
+  EXPECT_EQ(info["config"]["params"]["vectors"]["on_disk"], false);
+  EXPECT_EQ(info["config"]["params"]["on_disk_payload"], false);
+  EXPECT_EQ(info["config"]["vecstash"]["originals_in_ram"], true);
+  EXPECT_EQ(info["config"]["vecstash"]["payloads_in_ram"], true);
+  EXPECT_TRUE(info["config"]["vecstash"]["state"]["memory_bytes"].contains("payload_index"));
+  const json q = {{"scalar", {{"type", "int8"}, {"always_ram", false}}}};
+  EXPECT_NE(fails(400, Method::kPut, "/collections/x",
+                  json{{"vectors", {{"size", 8}, {"distance", "Cosine"}}}, {"quantization_config", q}})
+                .find("always_ram false is not supported"),
+            std::string::npos);
+  EXPECT_NE(fails(400, Method::kPut, "/collections/x",
+                  json{{"vectors", {{"size", 8}, {"distance", "Cosine"}, {"on_disk", "yes"}}}})
+                .find("on_disk"),
+            std::string::npos);
+  EXPECT_NE(fails(400, Method::kPut, "/collections/x",
+                  json{{"vectors", {{"size", 8}, {"distance", "Cosine"}, {"on_disk", false}}},
+                       {"vecstash", {{"keep_originals", false}}}})
+                .find("keep_originals"),
+            std::string::npos);
+  EXPECT_EQ(ok(Method::kGet, "/collections/x/exists")["exists"], false) << "a refused create leaves nothing";
+}
+
+TEST_F(ServiceTest, PayloadIndexesAreBuiltListedUsedAndDropped) {
+  create("c", 8, "Cosine", {{"vecstash", {{"calibration_sample", 20}}}});
+  ok(Method::kPut, "/collections/c/points?wait=true", json{{"points", points_json(testing::gaussian(60, 8, 3))}});
+  ok(Method::kPut, "/collections/c/index", {{"field_name", "metadata.source"}, {"field_schema", "keyword"}});
+  ok(Method::kPut, "/collections/c/index",
+     {{"field_name", "group"}, {"field_schema", {{"type", "integer"}, {"lookup", true}}}});
+  const json schema = ok(Method::kGet, "/collections/c")["payload_schema"];
+  EXPECT_EQ(schema["metadata.source"]["data_type"], "keyword");
+  EXPECT_EQ(schema["metadata.source"]["points"], 60);
+  EXPECT_EQ(schema["group"]["data_type"], "integer");
+  EXPECT_EQ(count("c", {{"must", {{{"key", "metadata.source"}, {"match", {{"value", "odd"}}}}}}}), 30u);
+  EXPECT_EQ(count("c", {{"must", {{{"key", "group"}, {"range", {{"gte", 1}}}}}}}), 40u);
+  EXPECT_NE(
+      fails(400, Method::kPut, "/collections/c/index", {{"field_name", "g"}, {"field_schema", "geo"}}).find("geo"),
+      std::string::npos);
+  EXPECT_NE(fails(400, Method::kPut, "/collections/c/index", {{"field_name", "g"}, {"field_schema", "colour"}})
+                .find("field_schema 'colour'"),
+            std::string::npos);
+  fails(400, Method::kPut, "/collections/c/index", {{"field_name", "g["}, {"field_schema", "keyword"}});
+  fails(400, Method::kPut, "/collections/c/index", {{"field_schema", "keyword"}});
+  fails(404, Method::kPut, "/collections/none/index", {{"field_name", "g"}, {"field_schema", "keyword"}});
+  ok(Method::kDelete, "/collections/c/index/metadata.source");
+  ok(Method::kDelete, "/collections/c/index/metadata.source");  // deleting nothing is not an error
+  EXPECT_FALSE(ok(Method::kGet, "/collections/c")["payload_schema"].contains("metadata.source"));
+  EXPECT_EQ(count("c", {{"must", {{{"key", "metadata.source"}, {"match", {{"value", "odd"}}}}}}}), 30u)
+      << "filters scan payloads without the index";
+}
+
+TEST_F(ServiceTest, UpsertBodiesAreCheckedBeforeAnythingIsWritten) {
+  create("c", 4);
+  const std::string target = "/collections/c/points?wait=true";
+  auto raw = [&](const std::string& body) {
+    const Response r = service_->handle(Request::make(Method::kPut, target, body, {}));
+    return std::make_pair(r.status, r.body);
+  };
+  EXPECT_EQ(raw(R"({"points":[{"id":1,"vector":[1e400,2,3,4]}]})").first, 400) << "a number out of range";
+  EXPECT_EQ(raw(R"({"points":[{"id":1,"vector":[1e39,2,3,4]}]})").first, 400) << "out of the float32 range";
+  EXPECT_EQ(raw(R"({"points":[{"id":1,"vector":[1,2,3]}]})").first, 400);
+  EXPECT_EQ(raw(R"({"points":[{"id":-1,"vector":[1,2,3,4]}]})").first, 400);
+  EXPECT_EQ(raw(R"({"points":[{"id":1,"vector":[1,2,3,"4"]}]})").first, 400);
+  EXPECT_EQ(raw(R"({"points":[{"id":1,"vector":[1,2,3,4],"payload":[1]}]})").first, 400);
+  EXPECT_EQ(raw(R"({"points":[{"id":1,"vector":[1,2,3,4]}],"extra":1})").first, 400);
+  EXPECT_EQ(raw(R"({"points":[{"id":1,"vector":[1,2,3,4]}]}  trailing)").first, 400);
+  EXPECT_EQ(raw(R"({"batch":{"ids":[1,2],"vectors":[[1,2,3,4]]}})").first, 400);
+  EXPECT_EQ(raw("").first, 400);
+  // Deep nesting is refused, not followed.
+  std::string deep = R"({"points":[{"id":1,"vector":[1,2,3,4],"payload":{"d":)";
+  for (int i = 0; i < 100000; ++i) deep += '[';
+  for (int i = 0; i < 100000; ++i) deep += ']';
+  deep += "}}]}";
+  EXPECT_EQ(raw(deep).first, 400);
+  std::string nested = R"({"points":[{"id":1,"vector":[1,2,3,4],"payload":{"d":)";
+  for (int i = 0; i < 200; ++i) nested += '[';
+  for (int i = 0; i < 200; ++i) nested += ']';
+  nested += "}}]}";
+  EXPECT_EQ(raw(nested).first, 400) << "deeper than the payload limit";
+  EXPECT_EQ(count("c"), 0u);
+  // Both forms, named vectors and UUIDs still go through.
+  EXPECT_EQ(
+      raw(R"({"points":[{"id":"5c56c793-69f3-4fbf-87e6-c4bf54c28c26","vector":[1,2,3,4],"payload":{"a":{"b":[1,2.5,"x",null,true]}}}]})")
+          .first,
+      200);
+  EXPECT_EQ(
+      raw(R"({"batch":{"ids":[7,8],"vectors":[[1,2,3,4],[4,3,2,1]],"payloads":[null,{"k":18446744073709551615}]}})")
+          .first,
+      200);
+  EXPECT_EQ(count("c"), 3u);
+  const json p = ok(Method::kPost, "/collections/c/points",
+                    {{"ids", {"5c56c793-69f3-4fbf-87e6-c4bf54c28c26", 8}}, {"with_payload", true}});
+  EXPECT_EQ(p[0]["payload"], json::parse(R"({"a":{"b":[1,2.5,"x",null,true]}})"));
+  EXPECT_EQ(p[1]["payload"]["k"], 18446744073709551615ull);
+}
+
 TEST_F(ServiceTest, VersionProbesAndEnvelope) {
   const Response root = call(Method::kGet, "/");
   ASSERT_EQ(root.status, 200);
@@ -133,7 +236,7 @@ TEST_F(ServiceTest, CollectionInfoHasWhatTheClientsRequire) {
   }
   EXPECT_EQ(info["status"], "green");
   const json& cfg = info["config"];
-  EXPECT_EQ(cfg["params"]["vectors"], (json{{"size", 8}, {"distance", "Dot"}}));
+  EXPECT_EQ(cfg["params"]["vectors"], (json{{"size", 8}, {"distance", "Dot"}, {"on_disk", true}}));
   for (const char* k : {"m", "ef_construct", "full_scan_threshold"}) EXPECT_TRUE(cfg["hnsw_config"].contains(k)) << k;
   for (const char* k : {"default_segment_number", "flush_interval_sec"}) {
     EXPECT_TRUE(cfg["optimizer_config"].contains(k)) << k;
@@ -144,7 +247,8 @@ TEST_F(ServiceTest, CollectionInfoHasWhatTheClientsRequire) {
   EXPECT_FALSE(cfg["params"]["vectors"].contains("vecstash"));
 
   const json named = ok(Method::kGet, "/collections/named");
-  EXPECT_EQ(named["config"]["params"]["vectors"], (json{{"", {{"size", 8}, {"distance", "Euclid"}}}}));
+  EXPECT_EQ(named["config"]["params"]["vectors"],
+            (json{{"", {{"size", 8}, {"distance", "Euclid"}, {"on_disk", true}}}}));
   EXPECT_EQ(ok(Method::kGet, "/collections/named/exists")["exists"], true);
   EXPECT_EQ(ok(Method::kGet, "/collections/absent/exists")["exists"], false);
   const json list = ok(Method::kGet, "/collections")["collections"];
@@ -969,11 +1073,10 @@ TEST_F(AnchorServiceTest, ModelsAndQueriesInTheirSpaces) {
   query_fails(json{{"query", y0}, {"using", "b2"}, {"params", {{"vecstash", {{"hubness_weight", -1}}}}}});
   // b was registered without one.
   query_fails(json{{"query", y0}, {"using", "b"}, {"params", {{"vecstash", {{"hubness_weight", 0.5}}}}}});
-  query_fails(json{{"query", y0},
-                   {"using", "b2"},
-                   {"params", {{"vecstash", {{"method", "relative"}, {"hubness_weight", 0.5}}}}}});
-  EXPECT_NE(query_fails(json{{"query", std::vector<float>(kDim, 0.5f)},
-                             {"params", {{"vecstash", {{"hubness_weight", 0.5}}}}}})
+  query_fails(json{
+      {"query", y0}, {"using", "b2"}, {"params", {{"vecstash", {{"method", "relative"}, {"hubness_weight", 0.5}}}}}});
+  EXPECT_NE(query_fails(
+                json{{"query", std::vector<float>(kDim, 0.5f)}, {"params", {{"vecstash", {{"hubness_weight", 0.5}}}}}})
                 .find("`using`"),
             std::string::npos);
   EXPECT_NE(

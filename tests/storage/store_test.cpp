@@ -1,20 +1,19 @@
 #include "vecstash/storage/store.h"
 
-#include "testing/kill_writer.h"
-#include "testing/temp_dir.h"
-
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
 #include <random>
 #include <thread>
 
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
+#include "testing/kill_writer.h"
+#include "testing/temp_dir.h"
 #include "vecstash/storage/keys.h"
+#include "vecstash/storage/row_file.h"
 
 namespace vecstash::storage {
 namespace {
@@ -72,11 +71,14 @@ TEST(Store, BatchIsAppliedAtomicallyAndSurvivesReopen) {
   }
   auto store = open_ok(dir.path());
   std::size_t codes = 0;
-  ASSERT_TRUE(store->scan(Column::kCodes, "", [&](std::string_view, std::string_view v) {
-    EXPECT_EQ(v.size(), 16u);
-    ++codes;
-    return true;
-  }).is_ok());
+  ASSERT_TRUE(store
+                  ->scan(Column::kCodes, "",
+                         [&](std::string_view, std::string_view v) {
+                           EXPECT_EQ(v.size(), 16u);
+                           ++codes;
+                           return true;
+                         })
+                  .is_ok());
   EXPECT_EQ(codes, 100u);
   EXPECT_FALSE(store->get(Column::kPayloads, u64_key(7))->has_value());
   EXPECT_EQ(**store->get(Column::kIds, u64_key(42)), "id42");
@@ -103,16 +105,19 @@ TEST(Store, ScanIsInNumericOrderWithinAPrefixAndCanStop) {
   std::string prefix;
   append_u32_be(prefix, 1);
   std::vector<std::uint64_t> seen;
-  ASSERT_TRUE(store->scan(Column::kCodes, prefix, [&](std::string_view k, std::string_view v) {
-    EXPECT_EQ(v, "x");
-    seen.push_back(*read_u64_be(k, 4));
-    return true;
-  }).is_ok());
+  ASSERT_TRUE(store
+                  ->scan(Column::kCodes, prefix,
+                         [&](std::string_view k, std::string_view v) {
+                           EXPECT_EQ(v, "x");
+                           seen.push_back(*read_u64_be(k, 4));
+                           return true;
+                         })
+                  .is_ok());
   std::sort(ids.begin(), ids.end());
   EXPECT_EQ(seen, ids);
   std::size_t visited = 0;
-  ASSERT_TRUE(store->scan(Column::kCodes, prefix, [&](std::string_view, std::string_view) { return ++visited < 3; })
-                  .is_ok());
+  ASSERT_TRUE(
+      store->scan(Column::kCodes, prefix, [&](std::string_view, std::string_view) { return ++visited < 3; }).is_ok());
   EXPECT_EQ(visited, 3u);
   // Dropping collection 1 removes its keys only.
   std::string end;
@@ -196,7 +201,8 @@ TEST(StoreCrash, AcknowledgedWritesSurviveKill9) {
     auto store = open_ok(dir.path());
     ASSERT_TRUE(store);
     std::uint64_t codes = 0, ids = 0;
-    ASSERT_TRUE(store->scan(Column::kCodes, "", [&](std::string_view, std::string_view) { return ++codes > 0; }).is_ok());
+    ASSERT_TRUE(
+        store->scan(Column::kCodes, "", [&](std::string_view, std::string_view) { return ++codes > 0; }).is_ok());
     ASSERT_TRUE(store->scan(Column::kIds, "", [&](std::string_view, std::string_view) { return ++ids > 0; }).is_ok());
     EXPECT_GE(codes, last + 1) << "acknowledged batches lost in round " << round;
     EXPECT_EQ(codes, ids) << "a half-applied batch in round " << round;
@@ -206,6 +212,89 @@ TEST(StoreCrash, AcknowledgedWritesSurviveKill9) {
       EXPECT_EQ(**v, std::to_string(i));
     }
   }
+}
+
+TEST(Store, RangeDeletesInABatchMultiGetAndMemory) {
+  TempDir dir;
+  auto store = open_ok(dir.path());
+  ASSERT_TRUE(store);
+  WriteBatch fill;
+  for (std::uint64_t i = 0; i < 100; ++i) fill.put(Column::kRowMarks, u64_key(i), "v" + std::to_string(i));
+  ASSERT_TRUE(store->write(fill).is_ok());
+  WriteBatch cut;
+  cut.erase_range(Column::kRowMarks, u64_key(10), u64_key(90));
+  cut.put(Column::kRowMarks, u64_key(50), "back");  // after the range delete in the same batch: kept
+  ASSERT_TRUE(store->write(cut).is_ok());
+  std::vector<std::string> keys = {u64_key(5), u64_key(10), u64_key(50), u64_key(89), u64_key(90), u64_key(1000)};
+  auto got = store->multi_get(Column::kRowMarks, keys);
+  ASSERT_TRUE(got.is_ok()) << got.status().to_string();
+  ASSERT_EQ(got->size(), keys.size());
+  EXPECT_EQ((*got)[0], std::optional<std::string>("v5"));
+  EXPECT_FALSE((*got)[1].has_value());
+  EXPECT_EQ((*got)[2], std::optional<std::string>("back"));
+  EXPECT_FALSE((*got)[3].has_value());
+  EXPECT_EQ((*got)[4], std::optional<std::string>("v90"));
+  EXPECT_FALSE((*got)[5].has_value());
+  const StoreMemory m = store->memory();
+  EXPECT_GT(m.memtables, 0u) << "unflushed writes are counted";
+  EXPECT_LT(m.total(), std::size_t{64} << 20) << "bounded by the 32 MiB cache and its memtables";
+}
+
+// ---- RowFile -------------------------------------------------------------------------------------
+
+TEST(RowFileTest, WritesReadsAndChecksItsHeader) {
+  TempDir dir;
+  fs::create_directories(dir.path());
+  const fs::path path = dir.path() / "rows.vsr";
+  {
+    auto f = RowFile::create(path, 12, "test x3");
+    ASSERT_TRUE(f.is_ok()) << f.status().to_string();
+    std::vector<std::uint8_t> recs(12 * 100);
+    for (std::size_t i = 0; i < recs.size(); ++i) recs[i] = static_cast<std::uint8_t>(i * 7);
+    ASSERT_TRUE((*f)->write(0, recs).is_ok());
+    ASSERT_TRUE((*f)->write(100, {recs.data(), 12}).is_ok());
+    EXPECT_EQ((*f)->write(3, {recs.data(), 5}).code(), StatusCode::kInternal) << "a partial record";
+    ASSERT_TRUE((*f)->sync().is_ok());
+    EXPECT_EQ((*f)->rows_on_disk(), 101u);
+    std::vector<std::size_t> rows = {99, 3, 4, 5, 3, 0, 100};
+    std::vector<std::uint8_t> out(rows.size() * 12);
+    ASSERT_TRUE((*f)->read_rows(rows, out.data()).is_ok());
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const std::size_t src = rows[i] == 100 ? 0 : rows[i];
+      EXPECT_TRUE(std::equal(out.begin() + i * 12, out.begin() + (i + 1) * 12, recs.begin() + src * 12)) << i;
+    }
+    std::vector<std::uint8_t> past(12);
+    EXPECT_EQ((*f)->read(101, past).code(), StatusCode::kCorruption) << "past the end";
+    ASSERT_TRUE((*f)->truncate(50).is_ok());
+    EXPECT_EQ((*f)->rows_on_disk(), 50u);
+  }
+  auto again = RowFile::open(path, 12, "test x3");
+  ASSERT_TRUE(again.is_ok()) << again.status().to_string();
+  EXPECT_EQ((*again)->rows_on_disk(), 50u);
+  EXPECT_EQ(RowFile::open(path, 16, "test x3").status().code(), StatusCode::kCorruption) << "other record size";
+  EXPECT_EQ(RowFile::open(path, 12, "test x4").status().code(), StatusCode::kCorruption) << "other records";
+  EXPECT_EQ(RowFile::open(dir.path() / "missing", 12, "t").status().code(), StatusCode::kNotFound);
+  {
+    std::fstream damage(path, std::ios::in | std::ios::out | std::ios::binary);
+    damage.seekp(9);
+    damage.put('\x55');
+  }
+  EXPECT_EQ(RowFile::open(path, 12, "test x3").status().code(), StatusCode::kCorruption) << "damaged header";
+  EXPECT_EQ((fs::status(path).permissions() & fs::perms::others_read), fs::perms::none) << "created 0600";
+}
+
+TEST(RowFileTest, AtomicFileWritesReplaceWholly) {
+  TempDir dir;
+  fs::create_directories(dir.path());
+  const fs::path path = dir.path() / "snapshot";
+  const std::vector<std::uint8_t> a(1000, 1), b(10, 2);
+  ASSERT_TRUE(write_file_atomically(path, a).is_ok());
+  ASSERT_TRUE(write_file_atomically(path, b).is_ok());
+  auto read = read_whole_file(path);
+  ASSERT_TRUE(read.is_ok());
+  EXPECT_EQ(*read, std::string(10, '\x02'));
+  EXPECT_FALSE(fs::exists(dir.path() / "snapshot.tmp"));
+  EXPECT_EQ(read_whole_file(dir.path() / "none").status().code(), StatusCode::kNotFound);
 }
 
 TEST(Keys, BigEndianHelpers) {
