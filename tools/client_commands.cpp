@@ -20,7 +20,6 @@
 #include <string>
 #include <string_view>
 #include <thread>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -264,37 +263,51 @@ std::string duration_text(double s) {
 }
 
 /// Progress of a long upload on stderr: redrawn in place on a terminal, a log line every few seconds
-/// otherwise. Silent with --quiet.
+/// otherwise. Silent with --quiet. Without a total (a file that does not tell its rows up front) it
+/// shows the points so far and the rate, with no percentage or ETA.
 class Progress {
  public:
-  explicit Progress(std::size_t total)
+  explicit Progress(std::optional<std::size_t> total)
       : total_(total),
         enabled_(spdlog::default_logger_raw()->should_log(spdlog::level::info)),
         tty_(isatty(fileno(stderr)) != 0),
         start_(Clock::now()),
         last_(start_) {}
 
-  void update(std::size_t done) {
+  /// `done` points so far; `last`: the upload is over (a terminal shows the final count).
+  void update(std::size_t done, bool last = false) {
     if (!enabled_) return;
     const auto now = Clock::now();
     const double since = std::chrono::duration<double>(now - last_).count();
-    if (done < total_ && since < (tty_ ? 0.1 : 5.0)) return;
+    const bool complete = last || (total_ && done >= *total_);
+    if (!complete && since < (tty_ ? 0.1 : 5.0)) return;
     last_ = now;
     const double elapsed = std::max(1e-9, std::chrono::duration<double>(now - start_).count());
     const double rate = static_cast<double>(done) / elapsed;
-    const double eta = rate > 0 ? static_cast<double>(total_ - done) / rate : INFINITY;
-    const double pct = total_ ? 100.0 * static_cast<double>(done) / static_cast<double>(total_) : 100.0;
+    if (!total_) {
+      if (tty_) {
+        std::fputs(fmt::format("\r{} points  {:.0f} points/s\x1b[K", done, rate).c_str(), stderr);
+        drawn_ = true;
+      } else if (!complete) {
+        spdlog::info("{} points, {:.0f} points/s", done, rate);
+      }
+      return;
+    }
+    const std::size_t total = *total_;
+    const std::size_t left = total > done ? total - done : 0;
+    const double eta = rate > 0 ? static_cast<double>(left) / rate : INFINITY;
+    const double pct = total ? std::min(100.0, 100.0 * static_cast<double>(done) / static_cast<double>(total)) : 100.0;
     if (tty_) {
       constexpr int kWidth = 30;
       const int filled = static_cast<int>(pct / 100.0 * kWidth);
       const std::string bar = std::string(filled, '#') + std::string(kWidth - filled, '.');
-      std::fputs(fmt::format("\r[{}] {}/{} points {:3.0f}%  {:.0f} points/s  ETA {}\x1b[K", bar, done, total_, pct,
-                             rate, duration_text(eta))
+      std::fputs(fmt::format("\r[{}] {}/{} points {:3.0f}%  {:.0f} points/s  ETA {}\x1b[K", bar, done, total, pct, rate,
+                             duration_text(eta))
                      .c_str(),
                  stderr);
       drawn_ = true;
-    } else if (done < total_) {
-      spdlog::info("{}/{} points ({:.0f}%), {:.0f} points/s, ETA {}", done, total_, pct, rate, duration_text(eta));
+    } else if (!complete) {
+      spdlog::info("{}/{} points ({:.0f}%), {:.0f} points/s, ETA {}", done, total, pct, rate, duration_text(eta));
     }
   }
   /// Ends the in-place line (call before printing anything else).
@@ -304,7 +317,7 @@ class Progress {
   }
 
  private:
-  std::size_t total_;
+  std::optional<std::size_t> total_;
   bool enabled_;
   bool tty_;
   bool drawn_ = false;
@@ -314,18 +327,18 @@ class Progress {
 
 // ---- ingest ------------------------------------------------------------------------------------
 
-/// {"points":[{"id":..,"vector":[..],"payload":{..}}, ...]} for rows [begin, end) of the file.
-void build_points_body(const VectorFile& f, std::size_t begin, std::size_t end, std::uint64_t start_id,
-                       std::string* body) {
+/// {"points":[{"id":..,"vector":[..],"payload":{..}}, ...]} for the rows of a block; a row without an id
+/// of its own gets `first_id` + its index in the block.
+void build_points_body(const VectorFile& f, std::uint64_t first_id, std::string* body) {
   body->clear();
   *body += "{\"points\":[";
-  for (std::size_t r = begin; r < end; ++r) {
-    if (r != begin) *body += ',';
+  for (std::size_t r = 0; r < f.rows; ++r) {
+    if (r != 0) *body += ',';
     *body += "{\"id\":";
     if (!f.ids.empty() && !f.ids[r].is_null()) {
       *body += f.ids[r].dump();
     } else {
-      fmt::format_to(std::back_inserter(*body), "{}", start_id + r);
+      fmt::format_to(std::back_inserter(*body), "{}", first_id + r);
     }
     *body += ",\"vector\":[";
     const float* v = f.row(r);
@@ -343,25 +356,243 @@ void build_points_body(const VectorFile& f, std::size_t begin, std::size_t end, 
   *body += "]}";
 }
 
-/// Rows without an id of their own get start_id + row: they must stay within 64 bits. Returns how
-/// many rows repeat an earlier row's id (the server keeps the later one).
-Result<std::size_t> check_ids(const VectorFile& f, std::uint64_t start_id) {
-  std::unordered_set<std::string> seen;
-  std::size_t repeated = 0;
-  for (std::size_t r = 0; r < f.rows; ++r) {
-    std::string key;
-    if (!f.ids.empty() && !f.ids[r].is_null()) {
-      key = f.ids[r].dump();
-    } else {
-      if (r > std::numeric_limits<std::uint64_t>::max() - start_id) {
-        return Status::invalid_argument(
-            fmt::format("--start-id {}: the id of row {} would pass 2^64 - 1", start_id, r));
+/// Rows without an id of their own get start_id + row: rows 0 .. rows - 1 must stay within 64 bits.
+/// InvalidArgument naming the first row that would not.
+Status check_start_id(std::uint64_t start_id, std::size_t rows) {
+  const std::uint64_t last_row_that_fits = std::numeric_limits<std::uint64_t>::max() - start_id;
+  if (rows == 0 || rows - 1 <= last_row_that_fits) return Status::ok();
+  return Status::invalid_argument(
+      fmt::format("--start-id {}: the id of row {} would pass 2^64 - 1", start_id, last_row_that_fits + 1));
+}
+
+/// A set of 64-bit values: open addressing with linear probing in one array kept at most half full
+/// (16 to 32 bytes per value, where std::unordered_set takes about 40). The values should be hashes:
+/// their low bits pick the slot.
+class HashSet64 {
+ public:
+  /// True when `v` was not in the set yet.
+  bool insert(std::uint64_t v) {
+    if (v == 0) v = 1;  // 0 marks an empty slot
+    if ((size_ + 1) * 2 > slots_.size()) grow();
+    const std::size_t mask = slots_.size() - 1;
+    for (std::size_t i = static_cast<std::size_t>(v) & mask;; i = (i + 1) & mask) {
+      if (slots_[i] == v) return false;
+      if (slots_[i] == 0) {
+        slots_[i] = v;
+        ++size_;
+        return true;
       }
-      key = std::to_string(start_id + r);
     }
-    if (!seen.insert(std::move(key)).second) ++repeated;
   }
-  return repeated;
+
+ private:
+  void grow() {
+    std::vector<std::uint64_t> old = std::move(slots_);
+    slots_.assign(std::max<std::size_t>(1024, old.size() * 2), 0);
+    size_ = 0;
+    for (const std::uint64_t v : old) {
+      if (v != 0) insert(v);
+    }
+  }
+
+  std::vector<std::uint64_t> slots_;
+  std::size_t size_ = 0;
+};
+
+static_assert(sizeof(std::size_t) == 8, "RepeatedIds keeps 64-bit hashes");
+
+/// Counts the rows whose point id repeats an earlier row's (the server keeps the later one), a block at a
+/// time, by 64-bit hashes of the ids' JSON text: two different ids with the same hash (odds about 2^-64
+/// per pair) would count as one repeat too many. Rows numbered from --start-id cannot repeat one
+/// another, so a file without ids of its own (.fvecs, .npy, JSONL without "id") keeps nothing; the
+/// numbered rows before the first row with an id (start_id .. start_id + k - 1) are checked by range, and
+/// numbered rows after it are remembered like the others.
+/// Thread safety: one thread at a time.
+class RepeatedIds {
+ public:
+  explicit RepeatedIds(std::uint64_t start_id) : start_id_(start_id) {}
+
+  /// The rows of `block`, which are the file's rows first_row, first_row + 1, ... InvalidArgument when
+  /// a row without an id would get one past 2^64 - 1.
+  Status add(const VectorFile& block, std::size_t first_row) {
+    for (std::size_t i = 0; i < block.rows; ++i) {
+      const std::size_t row = first_row + i;
+      if (block.ids.empty() || block.ids[i].is_null()) {
+        VECSTASH_RETURN_IF_ERROR(check_start_id(start_id_, row + 1));
+        if (!any_own_id_) {
+          leading_numbered_ = row + 1;
+          continue;
+        }
+        const auto text = fmt::format_int(start_id_ + row);
+        if (!seen_.insert(hash({text.data(), text.size()}))) ++repeated_;
+        continue;
+      }
+      any_own_id_ = true;
+      const json& id = block.ids[i];
+      const bool repeats_leading = id.is_number_unsigned() && id.get<std::uint64_t>() >= start_id_ &&
+                                   id.get<std::uint64_t>() - start_id_ < leading_numbered_;
+      const bool fresh = seen_.insert(hash(id.dump()));
+      if (repeats_leading || !fresh) ++repeated_;
+    }
+    return Status::ok();
+  }
+
+  std::size_t repeated() const { return repeated_; }
+
+ private:
+  static std::uint64_t hash(std::string_view text) { return std::hash<std::string_view>{}(text); }
+
+  std::uint64_t start_id_;
+  bool any_own_id_ = false;
+  std::size_t leading_numbered_ = 0;  ///< rows before the first row with an id of its own
+  std::size_t repeated_ = 0;
+  HashSet64 seen_;
+};
+
+/// --settings as a JSON object (empty without it); InvalidArgument for bad JSON or a --kind it contradicts.
+Result<json> ingest_settings(const IngestArgs& a) {
+  if (a.settings.empty()) return json::object();
+  json settings = json::parse(a.settings, nullptr, /*allow_exceptions=*/false);
+  if (settings.is_discarded() || !settings.is_object()) {
+    return Status::invalid_argument(
+        fmt::format("--settings must be a JSON object, e.g. '{{\"pca\":{{\"components\":64}}}}'; got: {}", a.settings));
+  }
+  const json& kind = at_path(settings, "/codec/kind");
+  if (a.kind && !kind.is_null() && kind != *a.kind) {
+    return Status::invalid_argument(
+        fmt::format("--kind {} contradicts --settings codec.kind {}", *a.kind, kind.dump()));
+  }
+  return settings;
+}
+
+/// With --create: checks that the collection does not exist yet (nullopt). Without: the dimension of the
+/// existing collection. Errors carry the message to print.
+Result<std::optional<std::size_t>> check_target_collection(api::HttpClient& http, const IngestArgs& a) {
+  if (a.create) {
+    auto exists = call(http, api::Method::kGet, collection_path(a.collection, "/exists"));
+    if (!exists.is_ok()) {
+      return Status(exists.status().code(), fmt::format("{}: {}", a.connection.url, exists.status().message()));
+    }
+    if (field(*exists, "exists") == true) {
+      return Status::already_exists(
+          fmt::format("collection '{}' already exists at {}: leave out --create to add points to it", a.collection,
+                      a.connection.url));
+    }
+    return std::optional<std::size_t>();
+  }
+  auto info = get_collection(http, a.connection, a.collection);
+  if (!info.is_ok()) {
+    const bool missing = info.status().code() == StatusCode::kNotFound;
+    return Status(info.status().code(), info.status().message() + (missing ? " (add --create to create it)" : ""));
+  }
+  auto dim = vector_size(*info);
+  if (!dim.is_ok()) return dim.status();
+  return std::optional<std::size_t>(*dim);
+}
+
+/// PUT the new collection: vectors of `dim` values, --distance, and the vecstash settings (--kind, i8 by
+/// default, with --settings merged in).
+Status create_collection(api::HttpClient& http, const IngestArgs& a, const json& settings, std::size_t dim) {
+  json ours = {{"codec", {{"kind", a.kind.value_or("i8")}}}};
+  ours.merge_patch(settings);
+  const json body = {{"vectors", {{"size", dim}, {"distance", a.distance}}}, {"vecstash", ours}};
+  auto created = call(http, api::Method::kPut, collection_path(a.collection), body.dump());
+  if (!created.is_ok()) {
+    if (created.status().code() == StatusCode::kAlreadyExists) {
+      return Status::already_exists(
+          fmt::format("collection '{}' already exists at {}: leave out --create to add points to it", a.collection,
+                      a.connection.url));
+    }
+    return Status(created.status().code(),
+                  fmt::format("cannot create collection '{}': {}", a.collection, created.status().message()));
+  }
+  spdlog::info("created collection '{}': {} dimensions, {}, vecstash settings {}", a.collection, dim, a.distance,
+               ours.dump());
+  return Status::ok();
+}
+
+/// What upload_points did.
+struct UploadTotals {
+  std::size_t points = 0;    ///< acknowledged by the server
+  std::size_t batches = 0;   ///< requests acknowledged
+  std::size_t repeated = 0;  ///< rows that repeat an earlier row's id
+  double read_s = 0;         ///< seconds spent reading the file
+};
+
+/// Reads the stream a --batch of rows at a time and upserts each block before reading the next, so the
+/// client holds one block and one request body. On a failure logs what failed and how many points were
+/// acknowledged before it; returns the exit code.
+int upload_points(api::HttpClient& http, const IngestArgs& a, VectorStream& stream, UploadTotals* totals) {
+  const std::string target = collection_path(a.collection, a.no_wait ? "/points?wait=false" : "/points?wait=true");
+  const std::optional<std::size_t> total = stream.total_rows();
+  Progress progress(total);
+  // Ends the progress line, prints the error and how many points the server had acknowledged.
+  const auto fail = [&](int exit_code, const std::string& message) {
+    progress.finish();
+    spdlog::error("{}", message);
+    if (total) {
+      spdlog::error("{} of {} points were acknowledged before the failure", totals->points, *total);
+    } else {
+      spdlog::error("{} points were acknowledged before the failure", totals->points);
+    }
+    return exit_code;
+  };
+  RepeatedIds ids(a.start_id);
+  VectorFile block;
+  std::string body;
+  while (true) {
+    const std::size_t first = stream.rows_read();
+    const auto read_start = Clock::now();
+    const Status read = stream.next(a.batch, &block);
+    totals->read_s += seconds_since(read_start);
+    if (!read.is_ok()) return fail(kExitFailure, read.message());
+    if (block.rows == 0) break;
+    if (const Status s = ids.add(block, first); !s.is_ok()) return fail(kExitUsage, s.message());
+    build_points_body(block, a.start_id + first, &body);
+    auto r = call(http, api::Method::kPut, target, body);
+    if (!r.is_ok()) {
+      // A server refusing an oversized body (413) closes the connection while the body is still being
+      // sent, so the client sees only a broken connection: say what is likely.
+      const bool big = r.status().code() == StatusCode::kUnavailable && body.size() > (std::size_t{1} << 20);
+      return fail(kExitFailure,
+                  fmt::format("batch {} (rows {} to {}) failed: {}{}", totals->batches + 1, first,
+                              first + block.rows - 1, r.status().message(),
+                              big ? fmt::format(" (the request had {:.1f} MiB: the server may refuse bodies that "
+                                                "large, max_body_mb is 32 by default; try a smaller --batch)",
+                                                static_cast<double>(body.size()) / (1 << 20))
+                                  : std::string()));
+    }
+    totals->points += block.rows;
+    ++totals->batches;
+    progress.update(totals->points);
+  }
+  progress.update(totals->points, /*last=*/true);
+  progress.finish();
+  totals->repeated = ids.repeated();
+  return 0;
+}
+
+/// --calibrate: calibrates the collection now unless it already is. Errors carry the message to print.
+Status calibrate_after_upload(api::HttpClient& http, const IngestArgs& a) {
+  auto info = get_collection(http, a.connection, a.collection);
+  if (!info.is_ok()) {
+    return Status(info.status().code(), fmt::format("after the upload: {}", info.status().message()));
+  }
+  if (at_path(*info, "/config/vecstash/state/calibrated") == true) {
+    spdlog::info("'{}' is already calibrated (generation {})", a.collection,
+                 text(at_path(*info, "/config/vecstash/state/generation")));
+    return Status::ok();
+  }
+  const auto cal_start = Clock::now();
+  auto cal = call(http, api::Method::kPost, collection_path(a.collection, "/calibration"));
+  if (!cal.is_ok()) {
+    return Status(cal.status().code(),
+                  fmt::format("calibration of '{}' failed: {}", a.collection, cal.status().message()));
+  }
+  spdlog::info("calibrated '{}' on its {} points in {:.2f} s: codes of {} dimensions, {} bytes each", a.collection,
+               text(field(*info, "points_count")), seconds_since(cal_start), text(at_path(*cal, "/code_dim")),
+               text(at_path(*cal, "/code_bytes")));
+  return Status::ok();
 }
 
 }  // namespace
@@ -414,18 +645,10 @@ int run_ingest(const IngestArgs& a) {
     spdlog::error("--format: {}", format.status().message());
     return kExitUsage;
   }
-  json settings = json::object();
-  if (!a.settings.empty()) {
-    settings = json::parse(a.settings, nullptr, /*allow_exceptions=*/false);
-    if (settings.is_discarded() || !settings.is_object()) {
-      spdlog::error("--settings must be a JSON object, e.g. '{{\"pca\":{{\"components\":64}}}}'; got: {}", a.settings);
-      return kExitUsage;
-    }
-    const json& kind = at_path(settings, "/codec/kind");
-    if (a.kind && !kind.is_null() && kind != *a.kind) {
-      spdlog::error("--kind {} contradicts --settings codec.kind {}", *a.kind, kind.dump());
-      return kExitUsage;
-    }
+  auto settings = ingest_settings(a);
+  if (!settings.is_ok()) {
+    spdlog::error("{}", settings.status().message());
+    return kExitUsage;
   }
   auto client = connect(a.connection);
   if (!client.is_ok()) {
@@ -434,134 +657,66 @@ int run_ingest(const IngestArgs& a) {
   }
   api::HttpClient& http = *client.value();
 
-  // The collection is checked before the file is read, so a typo fails fast.
-  std::optional<std::size_t> collection_dim;
-  if (a.create) {
-    auto exists = call(http, api::Method::kGet, collection_path(a.collection, "/exists"));
-    if (!exists.is_ok()) {
-      spdlog::error("{}: {}", a.connection.url, exists.status().message());
-      return kExitFailure;
-    }
-    if (field(*exists, "exists") == true) {
-      spdlog::error("collection '{}' already exists at {}: leave out --create to add points to it", a.collection,
-                    a.connection.url);
-      return kExitFailure;
-    }
-  } else {
-    auto info = get_collection(http, a.connection, a.collection);
-    if (!info.is_ok()) {
-      spdlog::error("{}{}", info.status().message(),
-                    info.status().code() == StatusCode::kNotFound ? " (add --create to create it)" : "");
-      return kExitFailure;
-    }
-    auto dim = vector_size(*info);
-    if (!dim.is_ok()) {
-      spdlog::error("{}", dim.status().message());
-      return kExitFailure;
-    }
-    collection_dim = *dim;
+  // The collection is checked before the file is opened, so a typo fails fast.
+  auto collection_dim = check_target_collection(http, a);
+  if (!collection_dim.is_ok()) {
+    spdlog::error("{}", collection_dim.status().message());
+    return kExitFailure;
   }
 
-  const auto read_start = Clock::now();
   ReadOptions ro;
   ro.format = *format;
   ro.max_rows = a.limit;
-  auto file = read_vector_file(a.file, ro);
-  if (!file.is_ok()) {
-    spdlog::error("{}", file.status().message());
+  auto opened = VectorStream::open(a.file, ro);
+  if (!opened.is_ok()) {
+    spdlog::error("{}", opened.status().message());
     return kExitFailure;
   }
-  const VectorFile& f = *file;
-  spdlog::info("read {} vectors of dimension {} from {} ({}) in {:.2f} s", f.rows, f.dim, a.file, to_string(f.format),
-               seconds_since(read_start));
-  if (collection_dim) {
-    if (const Status s = check_dimension(f, *collection_dim, fmt::format("collection '{}'", a.collection));
+  VectorStream& stream = **opened;
+  const std::optional<std::size_t> total = stream.total_rows();
+  spdlog::info("reading {} ({}): vectors of dimension {}{}", a.file, to_string(stream.format()), stream.dim(),
+               total ? fmt::format(", {} rows", *total) : std::string());
+  if (*collection_dim) {
+    if (const Status s = check_dimension(stream.dim(), **collection_dim, fmt::format("collection '{}'", a.collection));
         !s.is_ok()) {
       spdlog::error("{}", s.message());
       return kExitFailure;
     }
   }
-  auto repeated = check_ids(f, a.start_id);
-  if (!repeated.is_ok()) {
-    spdlog::error("{}", repeated.status().message());
-    return kExitUsage;
+  // A file that tells its rows up front has no ids of its own (.npy, .fvecs, .bvecs): every row is
+  // numbered from --start-id, so an overflow shows before anything is sent (else as the rows arrive).
+  if (total) {
+    if (const Status s = check_start_id(a.start_id, *total); !s.is_ok()) {
+      spdlog::error("{}", s.message());
+      return kExitUsage;
+    }
   }
-  if (*repeated > 0) {
-    spdlog::warn("{} rows repeat the id of an earlier row: the later row replaces the earlier point", *repeated);
-  }
-
   if (a.create) {
-    json ours = {{"codec", {{"kind", a.kind.value_or("i8")}}}};
-    ours.merge_patch(settings);
-    const json body = {{"vectors", {{"size", f.dim}, {"distance", a.distance}}}, {"vecstash", ours}};
-    auto created = call(http, api::Method::kPut, collection_path(a.collection), body.dump());
-    if (!created.is_ok()) {
-      if (created.status().code() == StatusCode::kAlreadyExists) {
-        spdlog::error("collection '{}' already exists at {}: leave out --create to add points to it", a.collection,
-                      a.connection.url);
-      } else {
-        spdlog::error("cannot create collection '{}': {}", a.collection, created.status().message());
-      }
+    if (const Status s = create_collection(http, a, *settings, stream.dim()); !s.is_ok()) {
+      spdlog::error("{}", s.message());
       return kExitFailure;
     }
-    spdlog::info("created collection '{}': {} dimensions, {}, vecstash settings {}", a.collection, f.dim, a.distance,
-                 ours.dump());
   }
 
-  const std::string target = collection_path(a.collection, a.no_wait ? "/points?wait=false" : "/points?wait=true");
   const auto upload_start = Clock::now();
-  Progress progress(f.rows);
-  std::size_t done = 0;
-  std::size_t batches = 0;
-  std::string body;
-  for (std::size_t begin = 0; begin < f.rows; begin += a.batch) {
-    const std::size_t end = std::min(f.rows, begin + a.batch);
-    build_points_body(f, begin, end, a.start_id, &body);
-    auto r = call(http, api::Method::kPut, target, body);
-    if (!r.is_ok()) {
-      progress.finish();
-      // A server refusing an oversized body (413) closes the connection while the body is still being
-      // sent, so the client sees only a broken connection: say what is likely.
-      const bool big = r.status().code() == StatusCode::kUnavailable && body.size() > (std::size_t{1} << 20);
-      spdlog::error("batch {} (rows {} to {}) failed: {}{}", batches + 1, begin, end - 1, r.status().message(),
-                    big ? fmt::format(" (the request had {:.1f} MiB: the server may refuse bodies that large, "
-                                      "max_body_mb is 32 by default; try a smaller --batch)",
-                                      static_cast<double>(body.size()) / (1 << 20))
-                        : std::string());
-      spdlog::error("{} of {} points were acknowledged before the failure", done, f.rows);
-      return kExitFailure;
-    }
-    done = end;
-    ++batches;
-    progress.update(done);
-  }
-  progress.finish();
+  UploadTotals totals;
+  if (const int rc = upload_points(http, a, stream, &totals); rc != 0) return rc;
   const double upload_s = seconds_since(upload_start);
+  spdlog::info("read {} vectors of dimension {} from {} ({}) in {:.2f} s", totals.points, stream.dim(), a.file,
+               to_string(stream.format()), totals.read_s);
+  if (totals.repeated > 0) {
+    spdlog::warn("{} rows repeat the id of an earlier row: the later row replaces the earlier point", totals.repeated);
+  }
 
   if (a.calibrate) {
-    auto info = get_collection(http, a.connection, a.collection);
-    if (!info.is_ok()) {
-      spdlog::error("after the upload: {}", info.status().message());
+    if (const Status s = calibrate_after_upload(http, a); !s.is_ok()) {
+      spdlog::error("{}", s.message());
       return kExitFailure;
     }
-    if (at_path(*info, "/config/vecstash/state/calibrated") == true) {
-      spdlog::info("'{}' is already calibrated (generation {})", a.collection,
-                   text(at_path(*info, "/config/vecstash/state/generation")));
-    } else {
-      const auto cal_start = Clock::now();
-      auto cal = call(http, api::Method::kPost, collection_path(a.collection, "/calibration"));
-      if (!cal.is_ok()) {
-        spdlog::error("calibration of '{}' failed: {}", a.collection, cal.status().message());
-        return kExitFailure;
-      }
-      spdlog::info("calibrated '{}' on its {} points in {:.2f} s: codes of {} dimensions, {} bytes each", a.collection,
-                   text(field(*info, "points_count")), seconds_since(cal_start), text(at_path(*cal, "/code_dim")),
-                   text(at_path(*cal, "/code_bytes")));
-    }
   }
-  std::fputs(fmt::format("ingested {} points into '{}': {} {} in {:.2f} s, {:.0f} points/s\n", done, a.collection,
-                         batches, batches == 1 ? "batch" : "batches", upload_s,
-                         upload_s > 0 ? static_cast<double>(done) / upload_s : 0.0)
+  std::fputs(fmt::format("ingested {} points into '{}': {} {} in {:.2f} s, {:.0f} points/s\n", totals.points,
+                         a.collection, totals.batches, totals.batches == 1 ? "batch" : "batches", upload_s,
+                         upload_s > 0 ? static_cast<double>(totals.points) / upload_s : 0.0)
                  .c_str(),
              stdout);
   return 0;

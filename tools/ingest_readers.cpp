@@ -2,10 +2,13 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <bit>
+#include <cerrno>
 #include <charconv>
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -13,6 +16,7 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <utility>
 
 #include "benchmarks/vecs_io.h"
@@ -22,47 +26,189 @@ namespace {
 
 using nlohmann::json;
 
-static_assert(std::endian::native == std::endian::little, ".npy '<f4'/'<f8' data is read as native");
+static_assert(std::endian::native == std::endian::little,
+              ".npy '<f4'/'<f8' data and TEXMEX files are little-endian and read as native");
 
 constexpr float kFloatMax = std::numeric_limits<float>::max();
+
+/// read_vector_file reads blocks of about this many bytes of float32 values.
+constexpr std::size_t kReadAllBlockBytes = std::size_t{16} << 20;
 
 Status not_finite(const std::filesystem::path& path, std::string_view where, std::size_t col, double v) {
   return Status::invalid_argument(
       fmt::format("{}: {}, value {}: {} is not a finite float32 number", path.string(), where, col, v));
 }
 
-/// NaN, infinity or out-of-range values anywhere in the rows (the server would reject the batch later).
-Status check_finite(const std::filesystem::path& path, const VectorFile& f) {
-  for (std::size_t r = 0; r < f.rows; ++r) {
-    const float* row = f.row(r);
-    for (std::size_t c = 0; c < f.dim; ++c) {
-      if (!std::isfinite(row[c])) return not_finite(path, fmt::format("row {}", r), c, row[c]);
+/// NaN, infinity or out-of-range values in `rows` x `dim` values (the server would reject the batch
+/// later); rows are numbered from `first_row` in the message.
+Status check_finite(const std::filesystem::path& path, const float* values, std::size_t rows, std::size_t dim,
+                    std::size_t first_row) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    const float* row = values + r * dim;
+    for (std::size_t c = 0; c < dim; ++c) {
+      if (!std::isfinite(row[c])) return not_finite(path, fmt::format("row {}", first_row + r), c, row[c]);
     }
   }
   return Status::ok();
 }
 
-Result<bench::FloatMatrix> read_bvecs_as_float(const std::filesystem::path& path, std::size_t max_rows) {
-  auto bytes = bench::read_vecs<std::uint8_t>(path, max_rows);
-  if (!bytes.is_ok()) return bytes.status();
-  bench::FloatMatrix out(bytes->rows, bytes->cols);
-  std::copy(bytes->data.begin(), bytes->data.end(), out.data.begin());
-  return out;
+/// NotFound for a missing file; InvalidArgument for a directory ("<name> is a directory, not <what>").
+Status check_is_file(const std::filesystem::path& path, std::string_view what) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return Status::not_found("file not found: " + path.string());
+  if (std::filesystem::is_directory(path, ec)) {
+    return Status::invalid_argument(fmt::format("{} is a directory, not {}", path.string(), what));
+  }
+  return Status::ok();
 }
 
-/// .fvecs / .bvecs by the format asked for, whatever the name (read_float_vectors goes by the name).
-Result<VectorFile> read_texmex(const std::filesystem::path& path, VectorFormat format, std::size_t max_rows) {
-  auto m =
-      format == VectorFormat::kFvecs ? bench::read_vecs<float>(path, max_rows) : read_bvecs_as_float(path, max_rows);
-  if (!m.is_ok()) return m.status();
-  VectorFile f;
-  f.format = format;
-  f.rows = m->rows;
-  f.dim = m->cols;
-  f.values = std::move(m->data);
-  VECSTASH_RETURN_IF_ERROR(check_finite(path, f));
-  return f;
+// ---- .fvecs / .bvecs ---------------------------------------------------------------------------
+
+struct GzCloser {
+  void operator()(gzFile_s* f) const { gzclose(f); }
+};
+using GzHandle = std::unique_ptr<gzFile_s, GzCloser>;
+
+/// Reads up to n bytes; returns the count (short only at the end of the data) or Corruption when the
+/// gzip stream is damaged or ends early.
+Result<std::size_t> gz_read(gzFile f, const std::filesystem::path& path, void* buf, std::size_t n) {
+  auto* out = static_cast<unsigned char*>(buf);
+  std::size_t done = 0;
+  while (done < n) {
+    const unsigned chunk = static_cast<unsigned>(std::min<std::size_t>(n - done, INT_MAX / 2));
+    const int got = gzread(f, out + done, chunk);
+    if (got < 0) {
+      int err = 0;
+      const char* msg = gzerror(f, &err);
+      return Status::corruption(fmt::format("{}: read error: {}", path.string(), msg ? msg : "unknown"));
+    }
+    if (got == 0) break;
+    done += static_cast<std::size_t>(got);
+  }
+  if (done < n) {
+    int err = Z_OK;
+    const char* msg = gzerror(f, &err);
+    if (err != Z_OK && err != Z_STREAM_END) {
+      return Status::corruption(fmt::format("{}: damaged or truncated gzip data: {}", path.string(), msg ? msg : "?"));
+    }
+  }
+  return done;
 }
+
+/// The dimension header of row `row`: within (0, kMaxVecsDim], and equal to `dim` unless that is 0
+/// (the first row).
+Status check_texmex_header(const std::filesystem::path& path, VectorFormat format, std::size_t row, std::int32_t header,
+                           std::size_t dim) {
+  if (header <= 0 || header > bench::kMaxVecsDim) {
+    return Status::corruption(fmt::format("{}: row {} has an invalid dimension {} (not a {} file?)", path.string(), row,
+                                          header, to_string(format)));
+  }
+  if (dim != 0 && static_cast<std::size_t>(header) != dim) {
+    return Status::corruption(
+        fmt::format("{}: dimension changes at row {}: {} (row 0 has {})", path.string(), row, header, dim));
+  }
+  return Status::ok();
+}
+
+/// TEXMEX rows: each a little-endian int32 dimension, then that many float32 (.fvecs) or uint8 (.bvecs,
+/// given as float) values; every row has the first row's dimension. zlib reads plain and
+/// gzip-compressed files alike.
+class TexmexStream final : public VectorStream {
+ public:
+  static Result<std::unique_ptr<VectorStream>> open(const std::filesystem::path& path, VectorFormat format,
+                                                    std::size_t limit) {
+    VECSTASH_RETURN_IF_ERROR(check_is_file(path, "a vector file"));
+    gzFile f = gzopen(path.c_str(), "rb");
+    if (f == nullptr) return Status::not_found(fmt::format("cannot open {}: {}", path.string(), std::strerror(errno)));
+    GzHandle handle(f);
+    gzbuffer(f, 1 << 17);
+
+    // The first row's dimension header fixes dim(); read_rows() takes it as already read.
+    std::int32_t header = 0;
+    auto got = gz_read(f, path, &header, sizeof header);
+    if (!got.is_ok()) return got.status();
+    if (*got == 0) return Status::corruption(fmt::format("{}: no vectors in file", path.string()));
+    if (*got != sizeof header) {
+      return Status::corruption(
+          fmt::format("{}: truncated: row 0 has a partial dimension header ({} of 4 bytes)", path.string(), *got));
+    }
+    VECSTASH_RETURN_IF_ERROR(check_texmex_header(path, format, 0, header, 0));
+    const auto dim = static_cast<std::size_t>(header);
+    const std::size_t record = sizeof header + dim * (format == VectorFormat::kFvecs ? sizeof(float) : 1);
+
+    // An uncompressed file holds size / record rows if it is well formed (read_rows checks that; a
+    // partial last row counts here, so a truncated file reads as one row short of its total).
+    std::optional<std::size_t> total;
+    if (gzdirect(f) == 1) {
+      std::error_code ec;
+      const std::uintmax_t size = std::filesystem::file_size(path, ec);
+      if (!ec) total = static_cast<std::size_t>((size + record - 1) / record);
+    }
+    return std::unique_ptr<VectorStream>(
+        std::make_unique<TexmexStream>(path, format, dim, record, total, limit, std::move(handle)));
+  }
+
+  TexmexStream(std::filesystem::path path, VectorFormat format, std::size_t dim, std::size_t record,
+               std::optional<std::size_t> total, std::size_t limit, GzHandle file)
+      : VectorStream(format, dim, total, limit), path_(std::move(path)), record_(record), file_(std::move(file)) {}
+
+ private:
+  Status read_rows(std::size_t n, VectorFile* block) override {
+    // Whole records into the buffer, then each checked and converted; the first record's header was
+    // read by open().
+    buffer_.resize(n * record_);
+    std::size_t have = 0;
+    if (first_header_pending_) {
+      const auto header = static_cast<std::int32_t>(dim());
+      std::memcpy(buffer_.data(), &header, sizeof header);
+      have = sizeof header;
+      first_header_pending_ = false;
+    }
+    auto got = gz_read(file_.get(), path_, buffer_.data() + have, buffer_.size() - have);
+    if (!got.is_ok()) return got.status();
+    have += *got;
+
+    const std::size_t first = rows_read();
+    const std::size_t full = have / record_;
+    const std::size_t rest = have % record_;
+    const std::size_t d = dim();
+    block->values.resize(full * d);
+    for (std::size_t i = 0; i < full; ++i) {
+      const unsigned char* rec = buffer_.data() + i * record_;
+      std::int32_t header = 0;
+      std::memcpy(&header, rec, sizeof header);
+      VECSTASH_RETURN_IF_ERROR(check_texmex_header(path_, format(), first + i, header, d));
+      float* out = block->values.data() + i * d;
+      if (format() == VectorFormat::kFvecs) {
+        std::memcpy(out, rec + sizeof header, d * sizeof(float));
+        VECSTASH_RETURN_IF_ERROR(check_finite(path_, out, 1, d, first + i));
+      } else {
+        for (std::size_t c = 0; c < d; ++c) out[c] = static_cast<float>(rec[sizeof header + c]);
+      }
+    }
+    if (rest > 0) {  // the file ends inside a row
+      const std::size_t row = first + full;
+      const unsigned char* rec = buffer_.data() + full * record_;
+      if (rest < sizeof(std::int32_t)) {
+        return Status::corruption(fmt::format("{}: truncated: row {} has a partial dimension header ({} of 4 bytes)",
+                                              path_.string(), row, rest));
+      }
+      std::int32_t header = 0;
+      std::memcpy(&header, rec, sizeof header);
+      VECSTASH_RETURN_IF_ERROR(check_texmex_header(path_, format(), row, header, d));
+      return Status::corruption(fmt::format("{}: truncated: row {} has {} of {} value bytes", path_.string(), row,
+                                            rest - sizeof header, record_ - sizeof header));
+    }
+    block->rows = full;
+    return Status::ok();
+  }
+
+  std::filesystem::path path_;
+  std::size_t record_;  ///< bytes per row, header included
+  GzHandle file_;
+  bool first_header_pending_ = true;
+  std::vector<unsigned char> buffer_;
+};
 
 // ---- .npy --------------------------------------------------------------------------------------
 
@@ -185,136 +331,170 @@ std::string shape_string(const std::vector<std::uint64_t>& shape) {
   return fmt::format("({})", fmt::join(shape, ", "));
 }
 
-}  // namespace
+/// A 2-D '<f4' or '<f8' array in C order, read a block of rows at a time; '<f8' values are checked
+/// against the float32 range before narrowing.
+class NpyStream final : public VectorStream {
+ public:
+  static Result<std::unique_ptr<VectorStream>> open(const std::filesystem::path& path, std::size_t limit) {
+    const std::string name = path.string();
+    VECSTASH_RETURN_IF_ERROR(check_is_file(path, "a file"));
+    std::error_code ec;
+    const std::uintmax_t file_size = std::filesystem::file_size(path, ec);
+    if (ec) return Status::not_found(fmt::format("cannot read {}: {}", name, ec.message()));
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return Status::not_found(fmt::format("cannot open {}: {}", name, std::strerror(errno)));
 
-Result<VectorFile> read_npy(const std::filesystem::path& path, std::size_t max_rows) {
-  const std::string name = path.string();
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) return Status::not_found("file not found: " + name);
-  if (std::filesystem::is_directory(path, ec)) return Status::invalid_argument(name + " is a directory, not a file");
-  const std::uintmax_t file_size = std::filesystem::file_size(path, ec);
-  if (ec) return Status::not_found(fmt::format("cannot read {}: {}", name, ec.message()));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::not_found(fmt::format("cannot open {}: {}", name, std::strerror(errno)));
-
-  // Magic, version, header length: 10 bytes in version 1, 12 in versions 2 and 3.
-  unsigned char pre[12] = {};
-  in.read(reinterpret_cast<char*>(pre), 8);
-  if (in.gcount() != 8 || std::memcmp(pre, "\x93NUMPY", 6) != 0) {
-    return Status::corruption(name + ": not a .npy file (the magic string \\x93NUMPY is missing)");
-  }
-  const unsigned major = pre[6];
-  if (major < 1 || major > 3) {
-    return Status::corruption(fmt::format("{}: unsupported .npy format version {}.{}", name, major, pre[7]));
-  }
-  const std::size_t len_bytes = major == 1 ? 2 : 4;
-  in.read(reinterpret_cast<char*>(pre + 8), static_cast<std::streamsize>(len_bytes));
-  if (static_cast<std::size_t>(in.gcount()) != len_bytes) return Status::corruption(name + ": truncated .npy header");
-  std::size_t header_len = pre[8] | (std::size_t{pre[9]} << 8);
-  if (major > 1) header_len |= (std::size_t{pre[10]} << 16) | (std::size_t{pre[11]} << 24);
-  const std::size_t data_offset = 8 + len_bytes + header_len;
-  if (header_len > (1u << 20) || data_offset > file_size) {
-    return Status::corruption(
-        fmt::format("{}: .npy header length {} does not fit the file ({} bytes)", name, header_len, file_size));
-  }
-  std::string text(header_len, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(header_len));
-  if (static_cast<std::size_t>(in.gcount()) != header_len) return Status::corruption(name + ": truncated .npy header");
-  auto header = NpyHeaderParser(text, name).parse();
-  if (!header.is_ok()) return header.status();
-
-  const std::string& descr = *header->descr;
-  std::size_t item = 0;
-  if (descr == "<f4") {
-    item = 4;
-  } else if (descr == "<f8") {
-    item = 8;
-  } else if (descr == ">f4" || descr == ">f8") {
-    return Status::invalid_argument(
-        fmt::format("{}: dtype '{}' is big-endian; save it little-endian (a.astype('<f4')) to ingest it", name, descr));
-  } else {
-    return Status::invalid_argument(fmt::format(
-        "{}: dtype '{}' is not supported: use float32 ('<f4') or float64 ('<f8'), e.g. a.astype(numpy.float32)", name,
-        descr));
-  }
-  if (*header->fortran_order) {
-    return Status::invalid_argument(name + ": Fortran-order arrays are not supported: save numpy.ascontiguousarray(a)");
-  }
-  const auto& shape = *header->shape;
-  if (shape.size() != 2) {
-    return Status::invalid_argument(
-        fmt::format("{}: the array has shape {}: expected a 2-D array (rows, dimension)", name, shape_string(shape)));
-  }
-  const std::uint64_t rows = shape[0];
-  const std::uint64_t dim = shape[1];
-  if (dim == 0 || dim > static_cast<std::uint64_t>(bench::kMaxVecsDim)) {
-    return Status::invalid_argument(
-        fmt::format("{}: dimension {} is out of range [1, {}]", name, dim, bench::kMaxVecsDim));
-  }
-  if (rows == 0)
-    return Status::invalid_argument(fmt::format("{}: no vectors in file (shape {})", name, shape_string(shape)));
-  const std::uint64_t data_bytes = file_size - data_offset;
-  const std::uint64_t row_bytes = dim * item;
-  if (rows > data_bytes / row_bytes || rows * row_bytes != data_bytes) {
-    const bool short_file = rows > data_bytes / row_bytes;
-    return Status::corruption(fmt::format("{}: {}: shape {} of {} needs {} data bytes, the file holds {}", name,
-                                          short_file ? "truncated" : "trailing bytes after the array",
-                                          shape_string(shape), descr, rows * row_bytes, data_bytes));
-  }
-
-  VectorFile f;
-  f.format = VectorFormat::kNpy;
-  f.rows = static_cast<std::size_t>(max_rows > 0 ? std::min<std::uint64_t>(rows, max_rows) : rows);
-  f.dim = static_cast<std::size_t>(dim);
-  f.values.resize(f.rows * f.dim);
-  in.seekg(static_cast<std::streamoff>(data_offset));
-  if (item == 4) {
-    const auto want = static_cast<std::streamsize>(f.values.size() * sizeof(float));
-    in.read(reinterpret_cast<char*>(f.values.data()), want);
-    if (in.gcount() != want) return Status::corruption(name + ": read error in the array data");
-    VECSTASH_RETURN_IF_ERROR(check_finite(path, f));
-  } else {
-    // float64: one row at a time, each value checked against the float32 range before narrowing.
-    std::vector<double> row(f.dim);
-    const auto want = static_cast<std::streamsize>(f.dim * sizeof(double));
-    for (std::size_t r = 0; r < f.rows; ++r) {
-      in.read(reinterpret_cast<char*>(row.data()), want);
-      if (in.gcount() != want) return Status::corruption(fmt::format("{}: read error in row {}", name, r));
-      for (std::size_t c = 0; c < f.dim; ++c) {
-        if (!std::isfinite(row[c]) || std::fabs(row[c]) > kFloatMax) {
-          return not_finite(path, fmt::format("row {}", r), c, row[c]);
-        }
-        f.values[r * f.dim + c] = static_cast<float>(row[c]);
-      }
+    // Magic, version, header length: 10 bytes in version 1, 12 in versions 2 and 3.
+    unsigned char pre[12] = {};
+    in.read(reinterpret_cast<char*>(pre), 8);
+    if (in.gcount() != 8 || std::memcmp(pre, "\x93NUMPY", 6) != 0) {
+      return Status::corruption(name + ": not a .npy file (the magic string \\x93NUMPY is missing)");
     }
+    const unsigned major = pre[6];
+    if (major < 1 || major > 3) {
+      return Status::corruption(fmt::format("{}: unsupported .npy format version {}.{}", name, major, pre[7]));
+    }
+    const std::size_t len_bytes = major == 1 ? 2 : 4;
+    in.read(reinterpret_cast<char*>(pre + 8), static_cast<std::streamsize>(len_bytes));
+    if (static_cast<std::size_t>(in.gcount()) != len_bytes) return Status::corruption(name + ": truncated .npy header");
+    std::size_t header_len = pre[8] | (std::size_t{pre[9]} << 8);
+    if (major > 1) header_len |= (std::size_t{pre[10]} << 16) | (std::size_t{pre[11]} << 24);
+    const std::size_t data_offset = 8 + len_bytes + header_len;
+    if (header_len > (1u << 20) || data_offset > file_size) {
+      return Status::corruption(
+          fmt::format("{}: .npy header length {} does not fit the file ({} bytes)", name, header_len, file_size));
+    }
+    std::string text(header_len, '\0');
+    in.read(text.data(), static_cast<std::streamsize>(header_len));
+    if (static_cast<std::size_t>(in.gcount()) != header_len)
+      return Status::corruption(name + ": truncated .npy header");
+    auto header = NpyHeaderParser(text, name).parse();
+    if (!header.is_ok()) return header.status();
+
+    const std::string& descr = *header->descr;
+    std::size_t item = 0;
+    if (descr == "<f4") {
+      item = 4;
+    } else if (descr == "<f8") {
+      item = 8;
+    } else if (descr == ">f4" || descr == ">f8") {
+      return Status::invalid_argument(fmt::format(
+          "{}: dtype '{}' is big-endian; save it little-endian (a.astype('<f4')) to ingest it", name, descr));
+    } else {
+      return Status::invalid_argument(fmt::format(
+          "{}: dtype '{}' is not supported: use float32 ('<f4') or float64 ('<f8'), e.g. a.astype(numpy.float32)", name,
+          descr));
+    }
+    if (*header->fortran_order) {
+      return Status::invalid_argument(name +
+                                      ": Fortran-order arrays are not supported: save numpy.ascontiguousarray(a)");
+    }
+    const auto& shape = *header->shape;
+    if (shape.size() != 2) {
+      return Status::invalid_argument(
+          fmt::format("{}: the array has shape {}: expected a 2-D array (rows, dimension)", name, shape_string(shape)));
+    }
+    const std::uint64_t rows = shape[0];
+    const std::uint64_t dim = shape[1];
+    if (dim == 0 || dim > static_cast<std::uint64_t>(bench::kMaxVecsDim)) {
+      return Status::invalid_argument(
+          fmt::format("{}: dimension {} is out of range [1, {}]", name, dim, bench::kMaxVecsDim));
+    }
+    if (rows == 0) {
+      return Status::invalid_argument(fmt::format("{}: no vectors in file (shape {})", name, shape_string(shape)));
+    }
+    const std::uint64_t data_bytes = file_size - data_offset;
+    const std::uint64_t row_bytes = dim * item;
+    if (rows > data_bytes / row_bytes || rows * row_bytes != data_bytes) {
+      const bool short_file = rows > data_bytes / row_bytes;
+      return Status::corruption(fmt::format("{}: {}: shape {} of {} needs {} data bytes, the file holds {}", name,
+                                            short_file ? "truncated" : "trailing bytes after the array",
+                                            shape_string(shape), descr, rows * row_bytes, data_bytes));
+    }
+    // `in` stands at data_offset: the rows follow the header.
+    return std::unique_ptr<VectorStream>(std::make_unique<NpyStream>(
+        path, static_cast<std::size_t>(rows), static_cast<std::size_t>(dim), item, limit, std::move(in)));
   }
-  return f;
-}
+
+  NpyStream(std::filesystem::path path, std::size_t rows, std::size_t dim, std::size_t item, std::size_t limit,
+            std::ifstream in)
+      : VectorStream(VectorFormat::kNpy, dim, rows, limit),
+        path_(std::move(path)),
+        rows_(rows),
+        item_(item),
+        in_(std::move(in)) {}
+
+ private:
+  Status read_rows(std::size_t n, VectorFile* block) override {
+    const std::size_t first = rows_read();
+    n = std::min(n, rows_ - first);
+    const std::size_t d = dim();
+    const std::size_t row_bytes = d * item_;
+    block->values.resize(n * d);
+    if (item_ == 4) {
+      in_.read(reinterpret_cast<char*>(block->values.data()), static_cast<std::streamsize>(n * row_bytes));
+      const std::size_t complete = static_cast<std::size_t>(in_.gcount()) / row_bytes;
+      VECSTASH_RETURN_IF_ERROR(check_finite(path_, block->values.data(), complete, d, first));
+      if (complete < n) return Status::corruption(path_.string() + ": read error in the array data");
+    } else {
+      // float64: each value checked against the float32 range before narrowing.
+      wide_.resize(n * d);
+      in_.read(reinterpret_cast<char*>(wide_.data()), static_cast<std::streamsize>(n * row_bytes));
+      const std::size_t complete = static_cast<std::size_t>(in_.gcount()) / row_bytes;
+      for (std::size_t r = 0; r < complete; ++r) {
+        for (std::size_t c = 0; c < d; ++c) {
+          const double v = wide_[r * d + c];
+          if (!std::isfinite(v) || std::fabs(v) > kFloatMax) {
+            return not_finite(path_, fmt::format("row {}", first + r), c, v);
+          }
+          block->values[r * d + c] = static_cast<float>(v);
+        }
+      }
+      if (complete < n)
+        return Status::corruption(fmt::format("{}: read error in row {}", path_.string(), first + complete));
+    }
+    block->rows = n;
+    return Status::ok();
+  }
+
+  std::filesystem::path path_;
+  std::size_t rows_;  ///< rows of the array (its shape)
+  std::size_t item_;  ///< bytes per value: 4 or 8
+  std::ifstream in_;
+  std::vector<double> wide_;
+};
 
 // ---- JSONL -------------------------------------------------------------------------------------
 
-Result<VectorFile> read_jsonl(const std::filesystem::path& path, std::size_t max_rows) {
-  const std::string name = path.string();
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) return Status::not_found("file not found: " + name);
-  if (std::filesystem::is_directory(path, ec)) return Status::invalid_argument(name + " is a directory, not a file");
-  std::ifstream in(path);
-  if (!in) return Status::not_found(fmt::format("cannot open {}: {}", name, std::strerror(errno)));
+/// The rows of a JSONL file, one line at a time, each checked (messages name file:line).
+class JsonlRows {
+ public:
+  JsonlRows(std::filesystem::path path, std::ifstream in)
+      : path_(std::move(path)), name_(path_.string()), in_(std::move(in)) {}
 
-  VectorFile f;
-  f.format = VectorFormat::kJsonl;
-  bool any_id = false, any_payload = false;
-  std::size_t first_line = 0;  // the line that fixed the dimension
-  std::string line;
-  std::size_t line_no = 0;
-  while ((max_rows == 0 || f.rows < max_rows) && std::getline(in, line)) {
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    const std::string where = fmt::format("{}:{}", name, line_no);
+  /// Values per row; 0 until the first row was read.
+  std::size_t dim() const { return dim_; }
+
+  /// Appends the next row to `*block` (its values, one id and one payload, null where the line has
+  /// none; rows + 1): true, or false at the end of the file. Blank lines are skipped.
+  Result<bool> append_row(VectorFile* block) {
+    while (std::getline(in_, line_)) {
+      ++line_no_;
+      if (!line_.empty() && line_.back() == '\r') line_.pop_back();
+      if (line_.find_first_not_of(" \t") == std::string::npos) continue;
+      VECSTASH_RETURN_IF_ERROR(parse_line(block));
+      return true;
+    }
+    if (in_.bad()) return Status::corruption(name_ + ": read error");
+    return false;
+  }
+
+ private:
+  Status parse_line(VectorFile* block) {
+    const std::string where = fmt::format("{}:{}", name_, line_no_);
     json obj;
     try {
-      obj = json::parse(line);
+      obj = json::parse(line_);
     } catch (const json::parse_error& e) {
       // nlohmann's message starts with "[json.exception.parse_error.101] "; the rest says where and why.
       std::string why = e.what();
@@ -342,13 +522,10 @@ Result<VectorFile> read_jsonl(const std::filesystem::path& path, std::size_t max
         return Status::invalid_argument(
             fmt::format("{}: id {} must be an unsigned 64-bit integer or a UUID string", where, id.dump()));
       }
-      any_id = true;
     }
     json payload = obj.value("payload", json());
-    if (!payload.is_null()) {
-      if (!payload.is_object())
-        return Status::invalid_argument(fmt::format("{}: payload must be a JSON object", where));
-      any_payload = true;
+    if (!payload.is_null() && !payload.is_object()) {
+      return Status::invalid_argument(fmt::format("{}: payload must be a JSON object", where));
     }
 
     const auto vit = obj.find("vector");
@@ -357,36 +534,148 @@ Result<VectorFile> read_jsonl(const std::filesystem::path& path, std::size_t max
     if (!vec.is_array() || vec.empty()) {
       return Status::invalid_argument(where + ": \"vector\" must be a non-empty array of numbers");
     }
-    if (f.rows == 0) {
+    if (dim_ == 0) {
       if (vec.size() > static_cast<std::size_t>(bench::kMaxVecsDim)) {
         return Status::invalid_argument(fmt::format("{}: a vector of {} values is too long", where, vec.size()));
       }
-      f.dim = vec.size();
-      first_line = line_no;
-    } else if (vec.size() != f.dim) {
+      dim_ = vec.size();
+      first_line_ = line_no_;
+    } else if (vec.size() != dim_) {
       return Status::invalid_argument(fmt::format("{}: the vector has {} values, but the one on line {} has {}", where,
-                                                  vec.size(), first_line, f.dim));
+                                                  vec.size(), first_line_, dim_));
     }
-    f.values.resize((f.rows + 1) * f.dim);
-    float* out = f.values.data() + f.rows * f.dim;
-    for (std::size_t c = 0; c < f.dim; ++c) {
+    const std::size_t start = block->values.size();
+    block->values.resize(start + dim_);
+    float* out = block->values.data() + start;
+    for (std::size_t c = 0; c < dim_; ++c) {
       if (!vec[c].is_number()) {
         return Status::invalid_argument(
             fmt::format("{}: vector value {} is {}, not a number", where, c, vec[c].dump()));
       }
       const double v = vec[c].get<double>();
-      if (!std::isfinite(v) || std::fabs(v) > kFloatMax) return not_finite(path, fmt::format("line {}", line_no), c, v);
+      if (!std::isfinite(v) || std::fabs(v) > kFloatMax)
+        return not_finite(path_, fmt::format("line {}", line_no_), c, v);
       out[c] = static_cast<float>(v);
     }
-    f.ids.push_back(std::move(id));
-    f.payloads.push_back(std::move(payload));
-    ++f.rows;
+    block->ids.push_back(std::move(id));
+    block->payloads.push_back(std::move(payload));
+    ++block->rows;
+    return Status::ok();
   }
-  if (in.bad()) return Status::corruption(name + ": read error");
-  if (f.rows == 0) return Status::invalid_argument(name + ": no vectors in file");
-  if (!any_id) f.ids.clear();
-  if (!any_payload) f.payloads.clear();
-  return f;
+
+  std::filesystem::path path_;
+  std::string name_;
+  std::ifstream in_;
+  std::string line_;
+  std::size_t line_no_ = 0;
+  std::size_t dim_ = 0;
+  std::size_t first_line_ = 0;  ///< the line that fixed the dimension
+};
+
+/// Empties `ids` / `payloads` when every entry is null (the block's lines gave none).
+void drop_if_all_null(std::vector<json>* v) {
+  if (std::all_of(v->begin(), v->end(), [](const json& j) { return j.is_null(); })) v->clear();
+}
+
+/// JSONL rows; open() reads the first row ahead to learn the dimension.
+class JsonlStream final : public VectorStream {
+ public:
+  static Result<std::unique_ptr<VectorStream>> open(const std::filesystem::path& path, std::size_t limit) {
+    VECSTASH_RETURN_IF_ERROR(check_is_file(path, "a file"));
+    std::ifstream in(path);
+    if (!in) return Status::not_found(fmt::format("cannot open {}: {}", path.string(), std::strerror(errno)));
+    JsonlRows rows(path, std::move(in));
+    VectorFile first;
+    auto got = rows.append_row(&first);
+    if (!got.is_ok()) return got.status();
+    if (!*got) return Status::invalid_argument(path.string() + ": no vectors in file");
+    return std::unique_ptr<VectorStream>(std::make_unique<JsonlStream>(std::move(rows), std::move(first), limit));
+  }
+
+  JsonlStream(JsonlRows rows, VectorFile first, std::size_t limit)
+      : VectorStream(VectorFormat::kJsonl, rows.dim(), std::nullopt, limit),
+        rows_(std::move(rows)),
+        first_(std::move(first)) {}
+
+ private:
+  Status read_rows(std::size_t n, VectorFile* block) override {
+    if (first_pending_) {
+      block->values = std::move(first_.values);
+      block->ids = std::move(first_.ids);
+      block->payloads = std::move(first_.payloads);
+      block->rows = 1;
+      first_pending_ = false;
+    }
+    while (block->rows < n) {
+      auto got = rows_.append_row(block);
+      if (!got.is_ok()) return got.status();
+      if (!*got) break;
+    }
+    drop_if_all_null(&block->ids);
+    drop_if_all_null(&block->payloads);
+    return Status::ok();
+  }
+
+  JsonlRows rows_;
+  VectorFile first_;  ///< the row open() read ahead
+  bool first_pending_ = true;
+};
+
+}  // namespace
+
+// ---- VectorStream ------------------------------------------------------------------------------
+
+VectorStream::VectorStream(VectorFormat format, std::size_t dim, std::optional<std::size_t> total, std::size_t limit)
+    : format_(format), dim_(dim), limit_(limit) {
+  if (total) total_rows_ = limit > 0 ? std::min(*total, limit) : *total;
+}
+
+VectorStream::~VectorStream() = default;
+
+Result<std::unique_ptr<VectorStream>> VectorStream::open(const std::filesystem::path& path,
+                                                         const ReadOptions& options) {
+  VectorFormat format = options.format;
+  if (format == VectorFormat::kAuto) {
+    auto f = format_from_name(path);
+    if (!f.is_ok()) return f.status();
+    format = *f;
+  }
+  switch (format) {
+    case VectorFormat::kFvecs:
+    case VectorFormat::kBvecs:
+      return TexmexStream::open(path, format, options.max_rows);
+    case VectorFormat::kNpy:
+      return NpyStream::open(path, options.max_rows);
+    case VectorFormat::kJsonl:
+      return JsonlStream::open(path, options.max_rows);
+    case VectorFormat::kAuto:
+      break;
+  }
+  return Status::internal("unresolved vector format");
+}
+
+Status VectorStream::next(std::size_t max_rows, VectorFile* block) {
+  block->format = format_;
+  block->dim = dim_;
+  block->rows = 0;
+  block->values.clear();
+  block->ids.clear();
+  block->payloads.clear();
+  if (!error_.is_ok()) return error_;
+  if (max_rows == 0) return Status::invalid_argument("VectorStream::next: max_rows must be at least 1");
+  const std::size_t n = limit_ > 0 ? std::min(max_rows, limit_ - rows_read_) : max_rows;
+  if (ended_ || n == 0) return Status::ok();
+  if (Status s = read_rows(n, block); !s.is_ok()) {
+    block->rows = 0;
+    block->values.clear();
+    block->ids.clear();
+    block->payloads.clear();
+    error_ = s;
+    return s;
+  }
+  if (block->rows < n) ended_ = true;
+  rows_read_ += block->rows;
+  return Status::ok();
 }
 
 // ---- dispatch ----------------------------------------------------------------------------------
@@ -432,30 +721,59 @@ Result<VectorFormat> format_from_name(const std::filesystem::path& path) {
 }
 
 Result<VectorFile> read_vector_file(const std::filesystem::path& path, const ReadOptions& options) {
-  VectorFormat format = options.format;
-  if (format == VectorFormat::kAuto) {
-    auto f = format_from_name(path);
-    if (!f.is_ok()) return f.status();
-    format = *f;
+  auto opened = VectorStream::open(path, options);
+  if (!opened.is_ok()) return opened.status();
+  VectorStream& stream = **opened;
+  VectorFile all;
+  all.format = stream.format();
+  all.dim = stream.dim();
+  if (stream.total_rows()) all.values.reserve(*stream.total_rows() * all.dim);
+  const std::size_t block_rows = std::max<std::size_t>(1, kReadAllBlockBytes / (all.dim * sizeof(float)));
+  // ids / payloads: empty while no row had one; from the first that has one, one per row (null for
+  // the rows without).
+  auto append = [&all](std::vector<json>* to, std::vector<json>* from, std::size_t rows) {
+    if (from->empty() && to->empty()) return;
+    to->resize(all.rows);
+    if (from->empty()) {
+      to->resize(all.rows + rows);
+    } else {
+      std::move(from->begin(), from->end(), std::back_inserter(*to));
+    }
+  };
+  VectorFile block;
+  while (true) {
+    VECSTASH_RETURN_IF_ERROR(stream.next(block_rows, &block));
+    if (block.rows == 0) break;
+    all.values.insert(all.values.end(), block.values.begin(), block.values.end());
+    append(&all.ids, &block.ids, block.rows);
+    append(&all.payloads, &block.payloads, block.rows);
+    all.rows += block.rows;
   }
-  switch (format) {
-    case VectorFormat::kFvecs:
-    case VectorFormat::kBvecs:
-      return read_texmex(path, format, options.max_rows);
-    case VectorFormat::kNpy:
-      return read_npy(path, options.max_rows);
-    case VectorFormat::kJsonl:
-      return read_jsonl(path, options.max_rows);
-    case VectorFormat::kAuto:
-      break;
-  }
-  return Status::internal("unresolved vector format");
+  return all;
+}
+
+Result<VectorFile> read_npy(const std::filesystem::path& path, std::size_t max_rows) {
+  ReadOptions options;
+  options.format = VectorFormat::kNpy;
+  options.max_rows = max_rows;
+  return read_vector_file(path, options);
+}
+
+Result<VectorFile> read_jsonl(const std::filesystem::path& path, std::size_t max_rows) {
+  ReadOptions options;
+  options.format = VectorFormat::kJsonl;
+  options.max_rows = max_rows;
+  return read_vector_file(path, options);
+}
+
+Status check_dimension(std::size_t file_dim, std::size_t expected, std::string_view what) {
+  if (file_dim == expected) return Status::ok();
+  return Status::invalid_argument(fmt::format(
+      "dimension mismatch: the file's vectors have {} values, {} has dimension {}", file_dim, what, expected));
 }
 
 Status check_dimension(const VectorFile& file, std::size_t expected, std::string_view what) {
-  if (file.dim == expected) return Status::ok();
-  return Status::invalid_argument(fmt::format(
-      "dimension mismatch: the file's vectors have {} values, {} has dimension {}", file.dim, what, expected));
+  return check_dimension(file.dim, expected, what);
 }
 
 // ---- id lists and writing ----------------------------------------------------------------------
