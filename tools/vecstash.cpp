@@ -30,6 +30,7 @@
 #include "benchmarks/crossmodel_bench.h"
 #include "benchmarks/datasets.h"
 #include "benchmarks/report.h"
+#include "benchmarks/scale_bench.h"
 #include "benchmarks/search_bench.h"
 #include "client_commands.h"
 #include "serve_command.h"
@@ -145,6 +146,70 @@ struct SearchArgs {
 extern "C" void openblas_set_num_threads(int) __attribute__((weak));
 
 namespace {
+
+struct ScaleArgs {
+  std::size_t rows = 1'000'000;
+  std::size_t dim = 384;
+  std::string dataset;
+  std::string data_root = "../shared/data";
+  std::string kind = "i8";
+  std::string index;
+  std::string probes = "16,32";
+  std::size_t queries = 200;
+  std::size_t batch = 1000;
+  std::size_t synced_rows = 20000;
+  bool no_payloads = false;
+  int threads = 0;
+  std::string work_dir;
+  bool keep = false;
+  std::string out;
+  std::string csv;
+};
+
+int run_bench_scale(const ScaleArgs& args) {
+  bench::ScaleBenchOptions o;
+  o.rows = args.rows;
+  o.dim = args.dim;
+  o.dataset = args.dataset;
+  o.data_root = args.data_root;
+  o.kind = args.kind;
+  o.index = args.index;
+  o.probes.clear();
+  for (const auto& p : split_names(args.probes)) {
+    if (!all_digits(p) || std::stoi(p) < 1) {
+      spdlog::error("--probes: '{}' is not a positive integer", p);
+      return kExitUsage;
+    }
+    o.probes.push_back(std::stoi(p));
+  }
+  if (!vecstash::parse_code_kind(args.kind)) {
+    spdlog::error("--kind: unknown code kind '{}'", args.kind);
+    return kExitUsage;
+  }
+  o.queries = args.queries;
+  o.batch = args.batch;
+  o.synced_rows = args.synced_rows;
+  o.payloads = !args.no_payloads;
+  o.threads = args.threads;
+  o.work_dir = args.work_dir;
+  o.keep = args.keep;
+  auto r = bench::run_scale_bench(o);
+  if (!r.is_ok()) {
+    spdlog::error("bench scale: {}", r.status().to_string());
+    return 1;
+  }
+  const std::string report = bench::format_scale_report({*r});
+  std::fputs(report.c_str(), stdout);
+  for (const auto& [path, text] :
+       {std::pair{args.out, report}, std::pair{args.csv, bench::scale_results_to_csv({*r})}}) {
+    if (path.empty()) continue;
+    if (const auto s = bench::write_text_file(path, text); !s.is_ok()) {
+      spdlog::error("{}", s.to_string());
+      return 1;
+    }
+  }
+  return 0;
+}
 
 int run_bench_search(const SearchArgs& args) {
   bench::SearchBenchOptions o;
@@ -607,6 +672,41 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{2}, std::size_t{65536}));
 
+  ScaleArgs scargs;
+  CLI::App* scale = bench_cmd->add_subcommand(
+      "scale",
+      "A collection at scale through a real `vecstash serve`: ingest rate (bulk and synced), server RSS per point "
+      "(steady and peak, from /proc), disk per point, reopen time, exact and approximate queries/s and recall@10 "
+      "with rescoring from disk, and 1 %-filtered queries with a keyword index");
+  scale->add_option("--rows", scargs.rows, "Rows of the generated data")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1000}, std::size_t{1} << 32));
+  scale->add_option("--dim", scargs.dim, "Dimension of the generated data")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{2}, std::size_t{65536}));
+  scale->add_option("--dataset", scargs.dataset, "A named data set instead of generated rows (e.g. glove100k)");
+  scale->add_option("--data-root", scargs.data_root, "Folder of the named data sets")->capture_default_str();
+  scale->add_option("--kind", scargs.kind, "Code kind")->capture_default_str();
+  scale->add_option("--index", scargs.index, "Approximate index (e.g. IVF4096 or HNSW32; empty: exact only)");
+  scale->add_option("--probes", scargs.probes, "ivf_nprobe (IVF) or hnsw_ef (HNSW) values, comma-separated")
+      ->capture_default_str();
+  scale->add_option("--queries", scargs.queries, "Held-out queries")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100000}));
+  scale->add_option("--batch", scargs.batch, "Points per upsert of the bulk phase")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{10000}));
+  scale->add_option("--synced-rows", scargs.synced_rows, "Rows added at the end with synced writes (64 per request)")
+      ->capture_default_str();
+  scale->add_flag("--no-payloads", scargs.no_payloads, "No payloads (and no filtered queries)");
+  scale->add_option("--threads", scargs.threads, "The server's kernel threads per search (0 = all cores)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1024));
+  scale->add_option("--work-dir", scargs.work_dir, "Where the data directory is created (default: the temp dir)");
+  scale->add_flag("--keep", scargs.keep, "Keep the data directory");
+  scale->add_option("--out", scargs.out, "Write the report (Markdown)");
+  scale->add_option("--csv", scargs.csv, "Write the results as CSV");
+
   vecstash::tools::ServeArgs serve_args;
   CrossModelArgs xargs;
   CLI::App* crossmodel = bench_cmd->add_subcommand(
@@ -679,6 +779,7 @@ int main(int argc, char** argv) {
   install_logging(verbose, quiet);
   if (compression->parsed()) return run_bench_compression(args);
   if (search->parsed()) return run_bench_search(sargs);
+  if (scale->parsed()) return run_bench_scale(scargs);
   if (crossmodel->parsed()) return run_bench_crossmodel(xargs);
   if (serve->parsed()) return vecstash::tools::run_serve(serve_args, verbose || quiet);
   if (ingest->parsed()) return vecstash::tools::run_ingest(ingest_args);
